@@ -1,0 +1,62 @@
+"""``tools/eval.py`` / ``ddkd-eval``: top-1/top-5 of a checkpoint on the validation set.
+
+    python tools/eval.py -m resnet8x4 -c output/.../student_best [-d cifar100] [KEY VALUE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+from .train import USER_ERRORS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ddkd-eval", description="Evaluate a model checkpoint.")
+    parser.add_argument("-m", "--model", required=True, help="model name, e.g. resnet32x4")
+    parser.add_argument("-c", "--ckpt", default="",
+                        help="checkpoint ({'model': state_dict} or a bare state dict); default: the model's "
+                        "mdistiller teacher checkpoint (CIFAR) or torchvision's pretrained weights (ImageNet)")
+    parser.add_argument("-d", "--dataset", default="cifar100", choices=["cifar100", "imagenet", "synthetic"])
+    parser.add_argument("-bs", "--batch-size", type=int, default=64)
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides (DATASET.ROOT ...)")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    import torch
+
+    from ..dataset.registry import build_splits
+    from ..distillers import Vanilla
+    from ..engine.build import build_model, teacher_checkpoint_path
+    from ..engine.cfg import load_config
+    from ..engine.checkpoint import load_model_weights
+    from ..engine.device import select_device
+    from ..engine.trainer import evaluate
+
+    try:
+        cfg = load_config(None, ["DATASET.TYPE", args.dataset, "DATASET.TEST.BATCH_SIZE", str(args.batch_size),
+                                 "DISTILLER.TEACHER", args.model, "DISTILLER.TEACHER_CKPT", args.ckpt, *args.opts])
+        splits = build_splits(cfg)
+        path = teacher_checkpoint_path(cfg)
+        if path is None and cfg.DATASET.TYPE != "imagenet":
+            raise FileNotFoundError(f"no checkpoint for {args.model}: pass -c CKPT")
+        model = build_model(args.model, cfg.DATASET.TYPE, splits.num_classes, pretrained=path is None)
+        if path is not None:
+            load_model_weights(model, path, what=args.model)
+        device = select_device(cfg.SOLVER.DEVICE)
+        loader = torch.utils.data.DataLoader(splits.test, batch_size=cfg.DATASET.TEST.BATCH_SIZE,
+                                             num_workers=cfg.DATASET.NUM_WORKERS)
+        metrics = evaluate(Vanilla(model).to(device), loader, device)
+    except USER_ERRORS as err:
+        print(f"error: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
+        return 2
+    print(json.dumps({"model": args.model, "checkpoint": path or "torchvision pretrained", **metrics}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Datasets and loaders, with mdistiller's ``get_dataset(cfg)``.
+
+``get_dataset(cfg)`` returns ``(train_loader, val_loader, num_data, num_classes)``; train batches are
+``(image, target, index)`` (CRD: ``(image, target, index, contrastive_index)``), test batches
+``(image, target)``. Under torch.distributed each rank gets its share of both sets.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Iterator, Optional, Tuple
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+from torch.utils.data.distributed import DistributedSampler
+
+from .registry import DATASET_BUILDERS, DatasetSplits, build_splits, register_dataset
+
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _module not in {"registry", "common", "cifar_format", "device_augment"} and not _module.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module}")
+
+
+class ShardSampler(Sampler):
+    """Every ``world_size``-th index from ``rank``, in order, without padding (exact distributed eval)."""
+
+    def __init__(self, length: int, rank: int, world_size: int) -> None:
+        self.indices = list(range(rank, length, world_size))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def _dist_info() -> Tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _train_batch_layout(cfg) -> str:
+    from ..distillers import get_distiller_class
+
+    return get_distiller_class(cfg.DISTILLER.TYPE).train_batch_layout
+
+
+def get_dataset(cfg, device: Optional[torch.device] = None):
+    """``(train_loader, val_loader, num_data, num_classes)`` for ``cfg.DATASET`` and the method's layout.
+
+    ``device`` is needed only for ``DATASET.GPU_AUGMENT`` (the train set then lives on it).
+    """
+    splits: DatasetSplits = build_splits(cfg)
+    rank, world_size = _dist_info()
+    layout = _train_batch_layout(cfg)
+    num_data = len(splits.train)
+    seed = cfg.EXPERIMENT.SEED
+
+    if cfg.DATASET.GPU_AUGMENT:
+        if layout != "default":
+            raise ValueError(f"DATASET.GPU_AUGMENT does not support the {layout!r} batch layout "
+                             f"({cfg.DISTILLER.TYPE}); set DATASET.GPU_AUGMENT False")
+        if splits.train_uint8 is None:
+            raise ValueError(f"DATASET.GPU_AUGMENT is not available for DATASET.TYPE {cfg.DATASET.TYPE}")
+        from .device_augment import DeviceAugmentLoader
+
+        mean, std = splits.mean_std
+        train_loader = DeviceAugmentLoader(
+            splits.train_uint8, splits.train_targets, cfg.SOLVER.BATCH_SIZE, mean, std,
+            device or torch.device("cpu"), seed=seed, rank=rank, world_size=world_size,
+        )
+    else:
+        train_set = splits.train
+        if layout == "crd":
+            from .crd import ContrastiveDataset
+
+            train_set = ContrastiveDataset(
+                splits.train, splits.train_targets, splits.num_classes, cfg.CRD.NCE.K, cfg.CRD.MODE
+            )
+        generator = torch.Generator().manual_seed(seed)
+        if world_size > 1:
+            sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+            shuffle = None
+        else:
+            sampler, shuffle = None, True
+        train_loader = DataLoader(
+            train_set, batch_size=cfg.SOLVER.BATCH_SIZE, shuffle=shuffle, sampler=sampler,
+            num_workers=cfg.DATASET.NUM_WORKERS, pin_memory=torch.cuda.is_available(),
+            generator=generator, persistent_workers=cfg.DATASET.NUM_WORKERS > 0,
+        )
+    val_sampler = ShardSampler(len(splits.test), rank, world_size) if world_size > 1 else None
+    val_loader = DataLoader(
+        splits.test, batch_size=cfg.DATASET.TEST.BATCH_SIZE, shuffle=False, sampler=val_sampler,
+        num_workers=max(1, cfg.DATASET.NUM_WORKERS // 2) if cfg.DATASET.NUM_WORKERS else 0,
+        pin_memory=torch.cuda.is_available(),
+    )
+    return train_loader, val_loader, num_data, splits.num_classes
+
+
+__all__ = ["DATASET_BUILDERS", "DatasetSplits", "ShardSampler", "get_dataset", "register_dataset"]

@@ -1,0 +1,89 @@
+"""The fast CIFAR path (``DATASET.GPU_AUGMENT``): the whole train set as one uint8 tensor on the device,
+random crop with 4-pixel zero padding and horizontal flip done per batch on the device.
+
+It draws from the same distribution as ``RandomCrop(32, padding=4)`` + ``RandomHorizontalFlip()``: crop
+offsets uniform on {0..8}² of the padded image, flip with probability 1/2. Shuffling is a fresh
+permutation per epoch (seeded), and each epoch visits every sample once (DDP: each rank its share).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+
+def random_crop_flip(
+    images_nhwc: torch.Tensor, padding: int, generator: Optional[torch.Generator] = None
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Crop+flip a uint8 batch (B,H,W,C); returns (cropped (B,H,W,C), offsets (B,2), flipped (B,) bool).
+
+    Random numbers are drawn on the generator's device (CPU by default) and moved to the images' device.
+    """
+    b, h, w, _ = images_nhwc.shape
+    device = images_nhwc.device
+    padded = F.pad(images_nhwc, (0, 0, padding, padding, padding, padding))
+    offsets = torch.randint(0, 2 * padding + 1, (b, 2), generator=generator).to(device)
+    flipped = (torch.rand(b, generator=generator) < 0.5).to(device)
+    rows = offsets[:, 0:1] + torch.arange(h, device=device)
+    steps = torch.arange(w, device=device)
+    cols = offsets[:, 1:2] + torch.where(flipped[:, None], (w - 1) - steps, steps)
+    batch_index = torch.arange(b, device=device)[:, None, None]
+    cropped = padded[batch_index, rows[:, :, None], cols[:, None, :]]
+    return cropped, offsets, flipped
+
+
+class DeviceAugmentLoader:
+    """An iterable of ``(image, target, index)`` batches built on ``device`` from a uint8 train set."""
+
+    def __init__(
+        self,
+        images_nhwc: torch.Tensor,
+        targets: Sequence[int],
+        batch_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        device: torch.device,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        padding: int = 4,
+    ) -> None:
+        self.images = images_nhwc.to(device)
+        self.targets = torch.as_tensor(list(targets), dtype=torch.long, device=device)
+        self.batch_size = batch_size
+        self.device = device
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
+        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.padding = padding
+        self.epoch = 0
+        self.dataset = self.images  # len(loader.dataset) as for a DataLoader
+        self.channels_last = False
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        perm = torch.randperm(len(self.images), generator=g)
+        per_rank = math.ceil(len(perm) / self.world_size)
+        return perm[self.rank * per_rank:(self.rank + 1) * per_rank]
+
+    def __len__(self) -> int:
+        per_rank = math.ceil(len(self.images) / self.world_size)
+        return math.ceil(per_rank / self.batch_size)
+
+    def __iter__(self) -> Iterator:
+        indices = self._indices()
+        g = torch.Generator().manual_seed(self.seed * 7919 + self.epoch * 31 + self.rank)
+        for start in range(0, len(indices), self.batch_size):
+            idx = indices[start:start + self.batch_size].to(self.device)
+            cropped, _, _ = random_crop_flip(self.images[idx], self.padding, generator=g)
+            memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+            image = cropped.permute(0, 3, 1, 2).float().sub_(self.mean).div_(self.std)
+            yield image.contiguous(memory_format=memory_format), self.targets[idx], idx

@@ -1,0 +1,1 @@
+"""Training machinery: configuration, the single trainer, checkpoints and devices."""

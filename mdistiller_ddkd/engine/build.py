@@ -1,0 +1,95 @@
+"""Build student, teacher and distiller from a config (model lookup, teacher checkpoint resolution)."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Tuple
+
+from torch import nn
+
+from ..distillers import Distiller, get_distiller_class
+from .checkpoint import load_model_weights
+
+#: the ImageNet-style datasets take their models from imagenet_model_dict
+_IMAGENET_DATASETS = {"imagenet"}
+
+
+def model_dict_for(dataset_type: str) -> dict:
+    from ..models import cifar_model_dict, imagenet_model_dict
+
+    return imagenet_model_dict if dataset_type in _IMAGENET_DATASETS else cifar_model_dict
+
+
+def build_model(name: str, dataset_type: str, num_classes: int, pretrained: bool = False) -> nn.Module:
+    """A zoo model by name; an unknown name lists the valid ones for the dataset."""
+    models = model_dict_for(dataset_type)
+    if name not in models:
+        raise KeyError(f"unknown model {name!r} for DATASET.TYPE {dataset_type}; valid: {', '.join(sorted(models))}")
+    builder = models[name][0]
+    if dataset_type in _IMAGENET_DATASETS:
+        return builder(pretrained=pretrained, num_classes=num_classes)
+    return builder(num_classes=num_classes)
+
+
+def teacher_checkpoint_path(cfg) -> Optional[str]:
+    """``DISTILLER.TEACHER_CKPT`` or, when empty, mdistiller's default path for the teacher (relative to the
+    working directory); None for ImageNet teachers without a file (torchvision's pretrained weights)."""
+    if cfg.DISTILLER.TEACHER_CKPT:
+        return cfg.DISTILLER.TEACHER_CKPT
+    models = model_dict_for(cfg.DATASET.TYPE)
+    entry = models.get(cfg.DISTILLER.TEACHER)
+    return entry[1] if entry is not None else None
+
+
+def _missing_teacher_message(cfg, path: str) -> str:
+    return (
+        f"teacher checkpoint for {cfg.DISTILLER.TEACHER} not found: {os.path.abspath(path)}.\n"
+        f"Get mdistiller's CIFAR-100 teachers with `python tools/download_teachers.py` (unpacks "
+        f"cifar_teachers.tar into ./download_ckpts/), run from the folder that holds download_ckpts/, or "
+        f"point DISTILLER.TEACHER_CKPT at a checkpoint ({{'model': state_dict}}, e.g. a student_best of your own "
+        f"run of method NONE)."
+    )
+
+
+def build_teacher(cfg, num_classes: int, allow_download: bool = True) -> nn.Module:
+    """The teacher with its trained weights; missing or mismatched checkpoints stop with a clear message."""
+    dataset_type = cfg.DATASET.TYPE
+    path = teacher_checkpoint_path(cfg)
+    if path is None:
+        if dataset_type in _IMAGENET_DATASETS:
+            return build_model(cfg.DISTILLER.TEACHER, dataset_type, num_classes, pretrained=True)
+        raise FileNotFoundError(
+            f"no teacher checkpoint for {cfg.DISTILLER.TEACHER}: mdistiller releases none for it; "
+            f"set DISTILLER.TEACHER_CKPT to a checkpoint of your own"
+        )
+    teacher = build_model(cfg.DISTILLER.TEACHER, dataset_type, num_classes)
+    if not os.path.isfile(path) and not cfg.DISTILLER.TEACHER_CKPT and allow_download and cfg.DATASET.DOWNLOAD:
+        _try_download_teachers(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(_missing_teacher_message(cfg, path))
+    load_model_weights(teacher, path, what=f"teacher ({cfg.DISTILLER.TEACHER})")
+    return teacher
+
+
+def _try_download_teachers(path: str) -> None:
+    """Fetch mdistiller's teacher archive when the default path is missing; failures fall through to the
+    missing-checkpoint message."""
+    marker = os.sep + "cifar_teachers" + os.sep
+    normalized = os.path.normpath(path)
+    if marker not in normalized:
+        return
+    dest_root = normalized.split(marker)[0] or "."
+    try:
+        from ..download import ensure_cifar_teachers
+
+        ensure_cifar_teachers(dest_root)
+    except Exception as err:  # offline, unreachable, corrupt: reported with the missing-file message
+        print(f"[mdistiller_ddkd] automatic teacher download failed: {err}")
+
+
+def build_distiller(cfg, num_data: int, num_classes: int) -> Tuple[Distiller, nn.Module]:
+    """The distiller for ``DISTILLER.TYPE`` (and the student it trains)."""
+    cls = get_distiller_class(cfg.DISTILLER.TYPE)
+    student = build_model(cfg.DISTILLER.STUDENT, cfg.DATASET.TYPE, num_classes)
+    teacher = build_teacher(cfg, num_classes) if cls.needs_teacher else None
+    return cls.build(student, teacher, cfg, num_data), student

@@ -1,0 +1,208 @@
+"""The yacs configuration: mdistiller's nodes, keys and defaults, plus the keys this package adds.
+
+Each method declares its own node beside its code (``register_distiller(NAME, config=node)``); ``CFG``
+gathers them. Config files and command-line pairs may only override existing keys: an unknown key is an
+error, as in mdistiller.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Optional, Sequence
+
+from yacs.config import CfgNode as CN
+
+from .. import distillers as _distillers  # registers every method and its config node
+
+
+def _base_config() -> CN:
+    cfg = CN()
+
+    cfg.EXPERIMENT = CN()
+    cfg.EXPERIMENT.PROJECT = "distill"
+    cfg.EXPERIMENT.NAME = ""
+    cfg.EXPERIMENT.TAG = "default"
+    # added: seed of python/numpy/torch RNGs (each DDP rank offsets it by its rank)
+    cfg.EXPERIMENT.SEED = 0
+
+    cfg.DATASET = CN()
+    cfg.DATASET.TYPE = "cifar100"  # cifar100 | imagenet | synthetic
+    cfg.DATASET.NUM_WORKERS = 2
+    cfg.DATASET.TEST = CN()
+    cfg.DATASET.TEST.BATCH_SIZE = 64
+    # added: folder holding cifar-100-python/ (CIFAR-100) or train/ and val/ (ImageNet)
+    cfg.DATASET.ROOT = "./data"
+    # added: download CIFAR-100 when it is missing
+    cfg.DATASET.DOWNLOAD = True
+    # added: verify the official md5 sums of the CIFAR-100 files (turn off for re-encoded copies)
+    cfg.DATASET.CHECK_INTEGRITY = True
+    # added: keep the CIFAR train set on the device and augment there (crop+flip), no DataLoader workers
+    cfg.DATASET.GPU_AUGMENT = False
+    # added: the built-in synthetic CIFAR-shaped dataset (DATASET.TYPE synthetic)
+    cfg.DATASET.SYNTHETIC = CN()
+    cfg.DATASET.SYNTHETIC.NUM_CLASSES = 10
+    cfg.DATASET.SYNTHETIC.TRAIN_PER_CLASS = 200
+    cfg.DATASET.SYNTHETIC.TEST_PER_CLASS = 50
+    cfg.DATASET.SYNTHETIC.SEED = 0
+
+    cfg.DISTILLER = CN()
+    cfg.DISTILLER.TYPE = "NONE"
+    cfg.DISTILLER.TEACHER = "ResNet50"
+    cfg.DISTILLER.STUDENT = "resnet32"
+    # added: teacher checkpoint; empty = download_ckpts/cifar_teachers/<teacher>_vanilla/ckpt_epoch_240.pth
+    # relative to the working directory (ImageNet: torchvision's pretrained weights)
+    cfg.DISTILLER.TEACHER_CKPT = ""
+
+    cfg.SOLVER = CN()
+    cfg.SOLVER.TRAINER = "base"
+    cfg.SOLVER.BATCH_SIZE = 64
+    cfg.SOLVER.EPOCHS = 240
+    cfg.SOLVER.LR = 0.05
+    cfg.SOLVER.LR_DECAY_STAGES = [150, 180, 210]
+    cfg.SOLVER.LR_DECAY_RATE = 0.1
+    cfg.SOLVER.WEIGHT_DECAY = 0.0001
+    cfg.SOLVER.MOMENTUM = 0.9
+    cfg.SOLVER.TYPE = "SGD"
+    cfg.SOLVER.DOT = CN()
+    cfg.SOLVER.DOT.DELTA = 0.075
+    # added: auto | cpu | cuda
+    cfg.SOLVER.DEVICE = "auto"
+    # added: off | bf16 | fp16 (fp16 uses a gradient scaler)
+    cfg.SOLVER.AMP = "off"
+    # added: channels-last memory layout for models and images
+    cfg.SOLVER.CHANNELS_LAST = False
+    # added: torch.compile the distiller
+    cfg.SOLVER.COMPILE = False
+    # added: SyncBatchNorm for the student under DistributedDataParallel
+    cfg.SOLVER.SYNC_BN = False
+
+    cfg.LOG = CN()
+    cfg.LOG.TENSORBOARD_FREQ = 500
+    cfg.LOG.SAVE_CHECKPOINT_FREQ = 40
+    cfg.LOG.PREFIX = "./output"
+    cfg.LOG.WANDB = False
+    return cfg
+
+
+def _upstream_only_nodes(cfg: CN) -> None:
+    """Nodes of mdistiller methods this package does not implement; kept so that upstream config files
+    (and scripts reading these keys) merge unchanged."""
+    cfg.AT = CN()
+    cfg.AT.P = 2
+    cfg.AT.LOSS = CN()
+    cfg.AT.LOSS.CE_WEIGHT = 1.0
+    cfg.AT.LOSS.FEAT_WEIGHT = 1000.0
+    cfg.KDSVD = CN()
+    cfg.KDSVD.K = 1
+    cfg.KDSVD.LOSS = CN()
+    cfg.KDSVD.LOSS.CE_WEIGHT = 1.0
+    cfg.KDSVD.LOSS.FEAT_WEIGHT = 1.0
+    cfg.NST = CN()
+    cfg.NST.LOSS = CN()
+    cfg.NST.LOSS.CE_WEIGHT = 1.0
+    cfg.NST.LOSS.FEAT_WEIGHT = 50.0
+    cfg.OFD = CN()
+    cfg.OFD.LOSS = CN()
+    cfg.OFD.LOSS.CE_WEIGHT = 1.0
+    cfg.OFD.LOSS.FEAT_WEIGHT = 0.001
+    cfg.OFD.CONNECTOR = CN()
+    cfg.OFD.CONNECTOR.KERNEL_SIZE = 1
+    cfg.SP = CN()
+    cfg.SP.LOSS = CN()
+    cfg.SP.LOSS.CE_WEIGHT = 1.0
+    cfg.SP.LOSS.FEAT_WEIGHT = 3000.0
+    cfg.REVIEWKD = CN()
+    cfg.REVIEWKD.CE_WEIGHT = 1.0
+    cfg.REVIEWKD.REVIEWKD_WEIGHT = 1.0
+    cfg.REVIEWKD.WARMUP_EPOCHS = 20
+    cfg.REVIEWKD.SHAPES = [1, 8, 16, 32]
+    cfg.REVIEWKD.OUT_SHAPES = [1, 8, 16, 32]
+    cfg.REVIEWKD.IN_CHANNELS = [64, 128, 256, 256]
+    cfg.REVIEWKD.OUT_CHANNELS = [64, 128, 256, 256]
+    cfg.REVIEWKD.MAX_MID_CHANNEL = 512
+    cfg.REVIEWKD.STU_PREACT = False
+
+
+def build_default_config() -> CN:
+    """A fresh default config: base nodes, upstream-only nodes and every registered method's node."""
+    cfg = _base_config()
+    _upstream_only_nodes(cfg)
+    for name, node in sorted(_distillers.config_nodes.items()):
+        if name in cfg:
+            raise KeyError(f"config node {name!r} is declared by a method and by the base config")
+        cfg[name] = node.clone()
+    return cfg
+
+
+CFG = build_default_config()
+
+
+def resolve_config_path(path: str) -> str:
+    """A config file: the path itself when it exists, else the same relative path among the configs
+    shipped with the package (so ``configs/cifar100/ddkd/vgg13_mv2.yaml`` works from any folder)."""
+    if os.path.isfile(path):
+        return path
+    from ..configs_path import packaged_config
+
+    found = packaged_config(path)
+    if found is None:
+        raise FileNotFoundError(
+            f"config file {path!r} not found (neither relative to {os.getcwd()} nor among the packaged "
+            f"configs; list them with `python tools/train.py --list-configs`)"
+        )
+    return found
+
+
+def load_config(cfg_file: Optional[str] = None, opts: Sequence[str] = (), base: Optional[CN] = None) -> CN:
+    """Defaults, then the file, then ``KEY VALUE`` pairs from the command line (in that order); frozen.
+
+    Unknown keys are an error (yacs); the message names the key and what to do.
+    """
+    cfg = (base or CFG).clone()
+    try:
+        if cfg_file:
+            cfg.merge_from_file(resolve_config_path(cfg_file))
+        if opts:
+            if len(opts) % 2:
+                raise ValueError(f"command-line overrides must be KEY VALUE pairs, got {list(opts)}")
+            cfg.merge_from_list(list(opts))
+    except (KeyError, AssertionError) as err:  # yacs: KeyError from files, AssertionError from lists
+        raise KeyError(
+            f"{err.args[0] if err.args else err} — check the spelling against the defaults in "
+            f"mdistiller_ddkd/engine/cfg.py (or the method's own file in mdistiller_ddkd/distillers/)"
+        ) from None
+    validate_config(cfg)
+    cfg.freeze()
+    return cfg
+
+
+_CHOICES = {
+    ("SOLVER", "DEVICE"): ("auto", "cpu", "cuda"),
+    ("SOLVER", "AMP"): ("off", "bf16", "fp16"),
+    ("SOLVER", "TYPE"): ("SGD",),
+    ("DATASET", "TYPE"): ("cifar100", "imagenet", "synthetic"),
+}
+
+
+def validate_config(cfg: CN) -> None:
+    """Reject values the code cannot act on, with the valid choices."""
+    for (node, key), choices in _CHOICES.items():
+        value = cfg[node][key]
+        if value not in choices:
+            raise ValueError(f"{node}.{key} = {value!r} is not one of {', '.join(choices)}")
+    _distillers.get_distiller_class(cfg.DISTILLER.TYPE)
+
+
+def output_dir_name(cfg: CN) -> str:
+    """``EXPERIMENT.NAME`` or, when empty, ``EXPERIMENT.TAG`` with commas made path-safe (as mdistiller)."""
+    return cfg.EXPERIMENT.NAME or cfg.EXPERIMENT.TAG.replace(",", "_")
+
+
+def iter_flat(cfg: CN, prefix: str = "") -> Iterable:
+    """(``A.B.C``, value) for every leaf key."""
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, CN):
+            yield from iter_flat(value, name + ".")
+        else:
+            yield name, value

@@ -1,0 +1,74 @@
+"""Devices and torch.distributed: the same code on CPU, one GPU, and many GPUs under torchrun."""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def select_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` → CUDA when present, else CPU; ``cuda`` without a GPU is an error that says so."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("SOLVER.DEVICE is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+        return torch.device("cuda", local_rank)
+    if name == "cpu":
+        return torch.device("cpu")
+    raise ValueError(f"SOLVER.DEVICE {name!r} is not one of auto, cpu, cuda")
+
+
+def init_runtime(device_name: str) -> Runtime:
+    """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1); pick this rank's device."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Runtime(device=select_device(device_name))
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = select_device(device_name, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Runtime(device=device, rank=rank, world_size=world_size, local_rank=local_rank)
+
+
+def shutdown_runtime(runtime: Runtime) -> None:
+    if runtime.distributed and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def all_reduce_sum(values: torch.Tensor, runtime: Runtime) -> torch.Tensor:
+    """Sum a tensor over ranks (identity when not distributed)."""
+    if runtime.distributed:
+        values = values.clone()
+        torch.distributed.all_reduce(values, op=torch.distributed.ReduceOp.SUM)
+    return values

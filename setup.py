@@ -1,0 +1,41 @@
+"""mdistiller-ddkd: DDKD and its baselines with mdistiller's interfaces."""
+
+import os
+
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _read(name: str) -> str:
+    with open(os.path.join(HERE, name), encoding="utf-8") as f:
+        return f.read()
+
+
+setup(
+    name="mdistiller-ddkd",
+    version="0.1.0",
+    description="Decoupled knowledge distillation with a diffusion denoiser (DDKD) and its baselines, "
+    "mdistiller-compatible, on CPU and GPU",
+    long_description=_read("README.md"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.9",
+    packages=find_packages(include=["mdistiller_ddkd", "mdistiller_ddkd.*"]) + ["mdistiller_ddkd.configs"],
+    # the repository's configs/ ship as package data, addressable as configs/<...>.yaml from any folder
+    package_dir={"mdistiller_ddkd.configs": "configs"},
+    package_data={"mdistiller_ddkd.configs": ["*/*.yaml", "*/*/*.yaml", "*/*/*/*.yaml"],
+                  "mdistiller_ddkd": ["data/*.json"]},
+    install_requires=["torch>=2.0", "torchvision>=0.15", "yacs", "tensorboardX", "tqdm", "numpy", "pyyaml"],
+    extras_require={"test": ["pytest"]},
+    entry_points={
+        "console_scripts": [
+            "ddkd-train=mdistiller_ddkd.cli.train:main",
+            "ddkd-eval=mdistiller_ddkd.cli.eval:main",
+            "ddkd-suite=mdistiller_ddkd.cli.suite:main",
+            "ddkd-table=mdistiller_ddkd.cli.table:main",
+            "ddkd-download-teachers=mdistiller_ddkd.cli.download_teachers:main",
+            "ddkd-bench=mdistiller_ddkd.engine.bench:main",
+        ]
+    },
+)
