@@ -105,8 +105,11 @@ class Trainer:
         self.train_loader, self.val_loader, self.num_data, self.num_classes = get_dataset(cfg, self.device)
         distiller, self.student = build_distiller(cfg, self.num_data, self.num_classes)
         if cfg.SOLVER.SYNC_BN and self.runtime.distributed:
-            distiller.student = nn.SyncBatchNorm.convert_sync_batchnorm(distiller.student)
-            self.student = distiller.student
+            if self.device.type == "cuda":
+                distiller.student = nn.SyncBatchNorm.convert_sync_batchnorm(distiller.student)
+                self.student = distiller.student
+            elif self.runtime.is_main:
+                print("[mdistiller_ddkd] SOLVER.SYNC_BN ignored: PyTorch's SyncBatchNorm needs CUDA devices", flush=True)
         self.memory_format = torch.channels_last if cfg.SOLVER.CHANNELS_LAST else torch.contiguous_format
         self.distiller = distiller.to(self.device, memory_format=self.memory_format)
         if hasattr(self.train_loader, "channels_last"):
@@ -238,7 +241,14 @@ class Trainer:
                 **{f"train_{k}": v / count for k, v in term_sums.items()}}
 
     def validate(self) -> Dict[str, float]:
-        """Top-1/top-5 accuracy (%) and mean cross-entropy of the student on the validation set."""
+        """Top-1/top-5 accuracy (%) and mean cross-entropy of the student on the validation set.
+
+        Under DDP every rank first takes rank 0's buffers (BatchNorm statistics drift apart per rank in the
+        last steps), so all ranks evaluate exactly the weights rank 0 saves.
+        """
+        if self.runtime.distributed:
+            for buffer in self.distiller.buffers():
+                torch.distributed.broadcast(buffer, src=0)
         return evaluate(self.distiller, self.val_loader, self.device, self.runtime, self.autocast,
                         self.memory_format)
 
