@@ -18,14 +18,14 @@ TRAIN = os.path.join(REPO_ROOT, "tools", "train.py")
 def test_torchrun_two_cpu_processes(tiny_cifar_root, tmp_path):
     args = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", TRAIN,
             *tiny_overrides(tiny_cifar_root, str(tmp_path), **{
-                "DISTILLER.TYPE": "NONE", "EXPERIMENT.NAME": "ddp", "SOLVER.BATCH_SIZE": "16",
+                "DISTILLER.TYPE": "NONE", "EXPERIMENT.NAME": "ddp", "SOLVER.BATCH_SIZE": "32",
                 "DATASET.TEST.BATCH_SIZE": "10", "SOLVER.SYNC_BN": "True"})]
     proc = run_cli(args, cwd=str(tmp_path), env_extra={"OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = tmp_path / "distill" / "ddp"
     log = (out / "worklog.txt").read_text()
     assert log.count("epoch: ") == 2  # one set of logs: only rank 0 writes
-    assert proc.stdout.count("epoch 2/2") == 1
+    assert proc.stdout.count("epoch 2/2") == 1 and "world size 2" in proc.stdout
     assert "SYNC_BN ignored" in proc.stdout  # CPU: PyTorch's SyncBatchNorm is CUDA-only
     results = json.loads((out / "results.json").read_text())
     assert results["finished"] and results["epoch"] == 2

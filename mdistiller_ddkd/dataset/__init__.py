@@ -47,13 +47,25 @@ def _train_batch_layout(cfg) -> str:
     return get_distiller_class(cfg.DISTILLER.TYPE).train_batch_layout
 
 
+def per_rank_batch_size(global_batch_size: int, world_size: int) -> int:
+    """``SOLVER.BATCH_SIZE`` is the global batch (as with mdistiller's DataParallel): each of the
+    ``world_size`` processes takes an equal share, so a config trains the same recipe on any GPU count."""
+    if global_batch_size % world_size:
+        raise ValueError(f"SOLVER.BATCH_SIZE {global_batch_size} is the global batch and must be divisible by the "
+                         f"number of processes ({world_size})")
+    return global_batch_size // world_size
+
+
 def get_dataset(cfg, device: Optional[torch.device] = None):
     """``(train_loader, val_loader, num_data, num_classes)`` for ``cfg.DATASET`` and the method's layout.
 
-    ``device`` is needed only for ``DATASET.GPU_AUGMENT`` (the train set then lives on it).
+    ``device`` is needed only for ``DATASET.GPU_AUGMENT`` (the train set then lives on it). Batch sizes
+    in the config are global; under torch.distributed each rank loads its share.
     """
     splits: DatasetSplits = build_splits(cfg)
     rank, world_size = _dist_info()
+    batch_size = per_rank_batch_size(cfg.SOLVER.BATCH_SIZE, world_size)
+    test_batch_size = max(1, -(-cfg.DATASET.TEST.BATCH_SIZE // world_size))
     layout = _train_batch_layout(cfg)
     num_data = len(splits.train)
     seed = cfg.EXPERIMENT.SEED
@@ -68,7 +80,7 @@ def get_dataset(cfg, device: Optional[torch.device] = None):
 
         mean, std = splits.mean_std
         train_loader = DeviceAugmentLoader(
-            splits.train_uint8, splits.train_targets, cfg.SOLVER.BATCH_SIZE, mean, std,
+            splits.train_uint8, splits.train_targets, batch_size, mean, std,
             device or torch.device("cpu"), seed=seed, rank=rank, world_size=world_size,
         )
     else:
@@ -86,17 +98,17 @@ def get_dataset(cfg, device: Optional[torch.device] = None):
         else:
             sampler, shuffle = None, True
         train_loader = DataLoader(
-            train_set, batch_size=cfg.SOLVER.BATCH_SIZE, shuffle=shuffle, sampler=sampler,
+            train_set, batch_size=batch_size, shuffle=shuffle, sampler=sampler,
             num_workers=cfg.DATASET.NUM_WORKERS, pin_memory=torch.cuda.is_available(),
             generator=generator, persistent_workers=cfg.DATASET.NUM_WORKERS > 0,
         )
     val_sampler = ShardSampler(len(splits.test), rank, world_size) if world_size > 1 else None
     val_loader = DataLoader(
-        splits.test, batch_size=cfg.DATASET.TEST.BATCH_SIZE, shuffle=False, sampler=val_sampler,
+        splits.test, batch_size=test_batch_size, shuffle=False, sampler=val_sampler,
         num_workers=max(1, cfg.DATASET.NUM_WORKERS // 2) if cfg.DATASET.NUM_WORKERS else 0,
         pin_memory=torch.cuda.is_available(),
     )
     return train_loader, val_loader, num_data, splits.num_classes
 
 
-__all__ = ["DATASET_BUILDERS", "DatasetSplits", "ShardSampler", "get_dataset", "register_dataset"]
+__all__ = ["DATASET_BUILDERS", "DatasetSplits", "ShardSampler", "get_dataset", "per_rank_batch_size", "register_dataset"]
