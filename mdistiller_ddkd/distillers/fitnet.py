@@ -1,0 +1,115 @@
+"""FitNet: Romero et al., "FitNets: Hints for Thin Deep Nets" (ICLR 2015).
+
+The student's feature at stage ``FITNET.HINT_LAYER`` (its "hint" layer, ``feats["feats"][HINT_LAYER]``) is
+mapped by a learned regressor to the shape of the teacher's feature at the same stage and pulled towards it
+with a mean squared error. Regressor (conv + BatchNorm + ReLU; the teacher's stage outputs are post-ReLU):
+
+- same spatial size: 3×3 convolution, padding 1;
+- student map 2× larger (e.g. ShuffleV1 vs. a wider teacher at a later stage): 3×3 convolution, stride 2;
+- student map 2× smaller (wrn_40_2/resnet32x4/ResNet50 teachers vs. ShuffleV1/MobileNetV2 students):
+  4×4 transposed convolution, stride 2, padding 1 (a learned ×2 upsampling);
+- any other ratio: adaptive average pooling (larger student) or bilinear resizing (smaller student) to
+  the teacher's size, then the 3×3 convolution.
+
+The spatial and channel sizes come from a dummy forward of both networks on ``FITNET.INPUT_SIZE`` at
+construction (see :func:`probe_features`).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from yacs.config import CfgNode as CN
+
+from ..losses.feature import fitnet_loss
+from .base import Distiller
+from .registry import register_distiller
+
+_C = CN()
+_C.HINT_LAYER = 2
+_C.INPUT_SIZE = [32, 32]
+_C.LOSS = CN()
+_C.LOSS.CE_WEIGHT = 1.0
+_C.LOSS.FEAT_WEIGHT = 100.0
+
+
+@torch.no_grad()
+def probe_features(model: nn.Module, input_size: Sequence[int]) -> Dict:
+    """``feats`` of ``model`` for one zero image of ``input_size`` (H, W) in eval mode, without a graph.
+
+    Used at construction to read feature shapes; the model's train/eval mode is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        ref = next(model.parameters())
+        x = torch.zeros(1, 3, int(input_size[0]), int(input_size[1]), device=ref.device, dtype=ref.dtype)
+        _, feats = model(x)
+    finally:
+        model.train(was_training)
+    return feats
+
+
+class HintRegressor(nn.Module):
+    """Maps a (C_s, H_s, W_s) student feature to the teacher's (C_t, H_t, W_t): conv + BN + ReLU (see the
+    module docstring for the choice of convolution per spatial ratio)."""
+
+    def __init__(self, student_shape: Tuple[int, int, int], teacher_shape: Tuple[int, int, int]) -> None:
+        super().__init__()
+        c_s, h_s, w_s = student_shape
+        c_t, h_t, w_t = teacher_shape
+        self.target_size = (h_t, w_t)
+        self.resize = "none"
+        if (h_s, w_s) == (h_t, w_t):
+            self.conv = nn.Conv2d(c_s, c_t, 3, stride=1, padding=1, bias=False)
+        elif (h_s, w_s) == (2 * h_t, 2 * w_t):
+            self.conv = nn.Conv2d(c_s, c_t, 3, stride=2, padding=1, bias=False)
+        elif (2 * h_s, 2 * w_s) == (h_t, w_t):
+            self.conv = nn.ConvTranspose2d(c_s, c_t, 4, stride=2, padding=1, bias=False)
+        else:
+            self.resize = "pool" if h_s >= h_t and w_s >= w_t else "interpolate"
+            self.conv = nn.Conv2d(c_s, c_t, 3, stride=1, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(c_t)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.resize == "pool":
+            x = F.adaptive_avg_pool2d(x, self.target_size)
+        elif self.resize == "interpolate":
+            x = F.interpolate(x, size=self.target_size, mode="bilinear", align_corners=False)
+        return F.relu(self.bn(self.conv(x)))
+
+
+@register_distiller("FITNET", config=_C)
+class FitNet(Distiller):
+    """Cross-entropy plus ``FEAT_WEIGHT * MSE(regressor(student hint), teacher hint)``.
+
+    Extra parameters: the regressor's convolution and BatchNorm.
+    """
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, cfg) -> None:
+        super().__init__(student, teacher)
+        self.ce_weight = cfg.FITNET.LOSS.CE_WEIGHT
+        self.feat_weight = cfg.FITNET.LOSS.FEAT_WEIGHT
+        self.hint_layer = int(cfg.FITNET.HINT_LAYER)
+        feat_s = probe_features(student, cfg.FITNET.INPUT_SIZE)["feats"]
+        feat_t = probe_features(teacher, cfg.FITNET.INPUT_SIZE)["feats"]
+        for name, feats in (("student", feat_s), ("teacher", feat_t)):
+            if not -len(feats) <= self.hint_layer < len(feats):
+                raise ValueError(f"FITNET.HINT_LAYER {self.hint_layer} out of range: the {name} has "
+                                 f"{len(feats)} stages")
+        self.regressor = HintRegressor(
+            tuple(feat_s[self.hint_layer].shape[1:]), tuple(feat_t[self.hint_layer].shape[1:])
+        )
+
+    def forward_train(self, image, target, **kwargs):
+        logits_student, feats_student = self.student(image)
+        _, feats_teacher = self.teacher_forward(image)
+        hint = self.regressor(feats_student["feats"][self.hint_layer])
+        losses = {
+            "loss_ce": self.ce_weight * F.cross_entropy(logits_student, target),
+            "loss_feat": self.feat_weight * fitnet_loss(hint, feats_teacher["feats"][self.hint_layer]),
+        }
+        return logits_student, losses
