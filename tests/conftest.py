@@ -12,7 +12,9 @@ import torch
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_REFERENCE = os.path.join(os.path.dirname(REPO_ROOT), "shared", "reference")
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# one intra-op thread per test process: tiny models gain nothing from more, and on 2 cores several
+# threads per process (pytest plus the subprocesses it starts) oversubscribe the CPU badly
+torch.set_num_threads(1)
 
 
 def load_reference(name: str):
@@ -61,7 +63,7 @@ def run_cli(args, cwd, timeout=600, env_extra=None):
 
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    env.setdefault("OMP_NUM_THREADS", "2")
+    env.setdefault("OMP_NUM_THREADS", "1")
     if env_extra:
         env.update(env_extra)
     return subprocess.run(

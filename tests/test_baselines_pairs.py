@@ -31,15 +31,6 @@ CRD_K, CRD_NUM_DATA = 8, 40
 _cache = {}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: these many tiny forward passes are much faster (and immune to a loaded
-    machine's OpenMP contention) without parallelism; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _pair(pair: str):
     """(teacher, student, teacher feats, student feats) built once per pair for the whole module."""

@@ -17,14 +17,6 @@ from mdistiller_ddkd.engine.cfg import CFG
 from mdistiller_ddkd.losses.contrastive import contrast_scores, estimate_normalisation, momentum_update_, nce_loss
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread for these tiny models (fast, and immune to OpenMP contention); restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 class IndexedToyData(Dataset):
     """``(image, target, index)`` items of fixed random 3×32×32 images."""

@@ -22,15 +22,6 @@ TEACHERS = ["resnet56", "resnet110", "resnet32x4", "ResNet50", "wrn_40_2", "vgg1
 CASES = [("cifar100", n) for n in CIFAR_NAMES] + [("imagenet", n) for n in IMAGENET_NAMES]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These forwards are small: one intra-op thread avoids OpenMP spin-wait stalls (seconds per tiny
-    forward) when the 2 cores are shared with other work; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def build(dataset: str, name: str) -> torch.nn.Module:
     num_classes = 100 if dataset == "cifar100" else 1000
