@@ -70,8 +70,7 @@ def _train(method: str, pair: str, root: str, tmp_path):
     teacher = PAIRS[pair][0]
     ckpt = write_teacher_checkpoint(str(tmp_path / "teacher" / "ckpt.pth"), teacher)
     cfg_file = os.path.join(CONFIGS, method, f"{pair}.yaml")
-    proc = run_cli([TRAIN, "--cfg", cfg_file, *_overrides(root, str(tmp_path / "out"), ckpt)], cwd=str(tmp_path),
-                   env_extra={"OMP_NUM_THREADS": "1"})
+    proc = run_cli([TRAIN, "--cfg", cfg_file, *_overrides(root, str(tmp_path / "out"), ckpt)], cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = tmp_path / "out" / "cifar100_baselines" / f"{method}_{PAIRS[pair][0]}_{PAIRS[pair][1]}"
     for name in ("worklog.txt", "latest", "best", "student_latest", "student_best"):

@@ -1,0 +1,171 @@
+"""DDKD: decoupled knowledge distillation with a diffusion denoiser (Wang & Zhu, 2024).
+
+DiffKD's pipeline (a small diffusion model trained on teacher features/logits denoises the student's
+before they are distilled) with the logit branch distilled by DKD. See ``docs/ddkd.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from yacs.config import CfgNode as CN
+
+from ..diffusion import DiffusionBranch, LinearAutoencoder
+from ..losses.logit import dkd_loss, kd_loss
+from ._feature_align import ALIGN_MODES, align_spatial
+from .base import Distiller
+from .dkd import warmup_factor
+from .registry import register_distiller
+
+LOGIT_LOSSES = ("dkd", "kl")
+
+
+def diffusion_kd_config(logit_loss: str = "dkd") -> CN:
+    """The config node of DDKD (``logit_loss="dkd"``) and DIFFKD (``"kl"``): identical keys and defaults
+    except ``LOGIT_LOSS``."""
+    c = CN()
+    c.CE_WEIGHT = 1.0
+    c.DIFF_WEIGHT = 1.0  # λ1: diffusion loss of both branches (eq. 5)
+    c.AE_WEIGHT = 1.0  # λ2: autoencoder reconstruction (eq. 7)
+    c.KD_WEIGHT = 1.0  # λ3: distillation of the denoised feature and logits
+    c.FEAT_WEIGHT = 1.0  # inside λ3: weight of the feature MSE
+    c.USE_AE = True
+    c.AE_CHANNELS = 0  # latent channels Ca; 0 = teacher channels // 2
+    c.INFERENCE_STEPS = 5  # DDIM steps T (second half of a 2T grid: 400, 300, 200, 100, 0)
+    c.TRAIN_TIMESTEPS = 1000
+    c.FEAT_ALIGN = "pool"  # pool: average-pool the larger map | interpolate: upsample the smaller map
+    c.LOGIT_LOSS = logit_loss  # dkd (DDKD) | kl (DiffKD)
+    c.KL_T = 1.0  # temperature of the kl logit loss
+    c.DENOISE_FEATS = True
+    c.DENOISE_LOGITS = True
+    c.ADAPTIVE_NOISE = True
+    c.INPUT_SIZE = [32, 32]  # (H, W) of the probe input that reads the models' channels at build time
+    c.DKD = CN()
+    c.DKD.ALPHA = 1.0
+    c.DKD.BETA = 8.0
+    c.DKD.T = 4.0
+    c.DKD.WARMUP = 20
+    return c
+
+
+def probe_model(model: nn.Module, input_size: Sequence[int]) -> Tuple[int, Tuple[int, int, int]]:
+    """(number of classes, (C, H, W) of ``feats["feats"][-1]``) from one forward in eval mode, no grad;
+    the model's train/eval mode is restored."""
+    was_training = model.training
+    param = next(model.parameters())
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits, feats = model(torch.zeros(1, 3, *input_size, device=param.device, dtype=param.dtype))
+    finally:
+        model.train(was_training)
+    return logits.shape[1], tuple(feats["feats"][-1].shape[1:])
+
+
+@register_distiller("DDKD", config=diffusion_kd_config("dkd"))
+class DDKD(Distiller):
+    """Diffusion-denoised features (MSE) and logits (DKD, or KL for DiffKD) distilled from the teacher.
+
+    Losses (eq. 10): ``loss_ce``, ``loss_kd_feat``, ``loss_kd_logit``, ``loss_diff``, ``loss_ae``; a
+    branch turned off drops its terms. All diffusion modules are extra training-time parameters; the
+    student is unchanged.
+    """
+
+    #: the config node this class reads (DIFFKD reads its own)
+    config_key = "DDKD"
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, cfg: CN) -> None:
+        super().__init__(student, teacher)
+        c = cfg[self.config_key]
+        if c.LOGIT_LOSS not in LOGIT_LOSSES:
+            raise ValueError(f"{self.config_key}.LOGIT_LOSS must be one of {LOGIT_LOSSES}, got {c.LOGIT_LOSS!r}")
+        if c.FEAT_ALIGN not in ALIGN_MODES:
+            raise ValueError(f"{self.config_key}.FEAT_ALIGN must be one of {ALIGN_MODES}, got {c.FEAT_ALIGN!r}")
+        self.ce_weight = float(c.CE_WEIGHT)
+        self.diff_weight = float(c.DIFF_WEIGHT)
+        self.ae_weight = float(c.AE_WEIGHT)
+        self.kd_weight = float(c.KD_WEIGHT)
+        self.feat_weight = float(c.FEAT_WEIGHT)
+        self.feat_align = c.FEAT_ALIGN
+        self.logit_loss = c.LOGIT_LOSS
+        self.kl_temperature = float(c.KL_T)
+        self.dkd_alpha = float(c.DKD.ALPHA)
+        self.dkd_beta = float(c.DKD.BETA)
+        self.dkd_temperature = float(c.DKD.T)
+        self.dkd_warmup = float(c.DKD.WARMUP)
+
+        num_classes, (ct, _, _) = probe_model(teacher, c.INPUT_SIZE)
+        _, (cs, _, _) = probe_model(student, c.INPUT_SIZE)
+        branch_args = dict(
+            inference_steps=int(c.INFERENCE_STEPS),
+            train_timesteps=int(c.TRAIN_TIMESTEPS),
+            adaptive_noise=bool(c.ADAPTIVE_NOISE),
+        )
+        self.autoencoder: Optional[LinearAutoencoder] = None
+        self.feat_branch: Optional[DiffusionBranch] = None
+        self.logit_branch: Optional[DiffusionBranch] = None
+        if c.DENOISE_FEATS:
+            latent = ct
+            if c.USE_AE:
+                latent = int(c.AE_CHANNELS) or ct // 2
+                self.autoencoder = LinearAutoencoder(ct, latent)
+            self.feat_branch = DiffusionBranch(cs, latent, "3x3", **branch_args)
+        if c.DENOISE_LOGITS:
+            self.logit_branch = DiffusionBranch(num_classes, num_classes, "1x1", **branch_args)
+        device = next(student.parameters()).device
+        for module in (self.autoencoder, self.feat_branch, self.logit_branch):
+            if module is not None:
+                module.to(device)
+
+    def _logit_distillation(
+        self, logits: torch.Tensor, logits_teacher: torch.Tensor, target: torch.Tensor, epoch: float
+    ) -> torch.Tensor:
+        """DKD (with warm-up) or KL at ``KL_T`` of ``logits`` against the teacher's, in float32."""
+        logits, logits_teacher = logits.float(), logits_teacher.float()
+        if self.logit_loss == "kl":
+            return kd_loss(logits, logits_teacher, self.kl_temperature)
+        return warmup_factor(epoch, self.dkd_warmup) * dkd_loss(
+            logits, logits_teacher, target, self.dkd_alpha, self.dkd_beta, self.dkd_temperature
+        )
+
+    def forward_train(
+        self, image: torch.Tensor, target: torch.Tensor, epoch: float = 1, **kwargs
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        logits_student, feats_student = self.student(image)
+        logits_teacher, feats_teacher = self.teacher_forward(image)
+        losses: Dict[str, torch.Tensor] = {"loss_ce": self.ce_weight * F.cross_entropy(logits_student, target)}
+        diffusion_terms = []
+        loss_ae = None
+
+        if self.feat_branch is not None:
+            feat_s, feat_t = align_spatial(feats_student["feats"][-1], feats_teacher["feats"][-1], self.feat_align)
+            if self.autoencoder is not None:
+                latent_t, reconstruction = self.autoencoder(feat_t)
+                loss_ae = F.mse_loss(reconstruction, feat_t)
+                latent_t = latent_t.detach()
+            else:
+                latent_t = feat_t.detach()
+            denoised, loss_diff_feat = self.feat_branch(feat_s, latent_t)
+            losses["loss_kd_feat"] = self.kd_weight * self.feat_weight * F.mse_loss(denoised, latent_t)
+            diffusion_terms.append(loss_diff_feat)
+
+        if self.logit_branch is not None:
+            denoised, loss_diff_logit = self.logit_branch(
+                logits_student[:, :, None, None], logits_teacher[:, :, None, None]
+            )
+            logits_for_kd = denoised.flatten(1)
+            diffusion_terms.append(loss_diff_logit)
+        else:
+            logits_for_kd = logits_student
+        losses["loss_kd_logit"] = self.kd_weight * self._logit_distillation(
+            logits_for_kd, logits_teacher, target, epoch
+        )
+
+        if diffusion_terms:
+            losses["loss_diff"] = self.diff_weight * sum(diffusion_terms)
+        if loss_ae is not None:
+            losses["loss_ae"] = self.ae_weight * loss_ae
+        return logits_student, losses
