@@ -60,7 +60,7 @@ def test_loader_batches_match_the_torchvision_path_in_shape_dtype_and_values():
 
 @pytest.mark.parametrize("world_size", [1, 2])
 def test_an_epoch_visits_every_sample_once(world_size):
-    n = 23
+    n = 24
     images = torch.zeros(n, 32, 32, 3, dtype=torch.uint8)
     seen = []
     for rank in range(world_size):
@@ -74,6 +74,14 @@ def test_an_epoch_visits_every_sample_once(world_size):
     loader.set_epoch(4)
     other = torch.cat([idx for _, _, idx in loader]).tolist()
     assert other != seen[-len(other):]  # a fresh permutation per epoch
+
+
+def test_a_trailing_batch_of_one_image_is_dropped():
+    """BatchNorm cannot train on one image; the DataLoader path drops such a batch the same way."""
+    loader = DeviceAugmentLoader(torch.zeros(11, 32, 32, 3, dtype=torch.uint8), [0] * 11, 5, CIFAR100_MEAN,
+                                 CIFAR100_STD, torch.device("cpu"))
+    sizes = [len(idx) for _, _, idx in loader]
+    assert sizes == [5, 5] and len(loader) == 2
 
 
 def test_training_with_gpu_augment_on_cpu(tiny_cifar_root, tmp_path):

@@ -97,8 +97,11 @@ def get_dataset(cfg, device: Optional[torch.device] = None):
             shuffle = None
         else:
             sampler, shuffle = None, True
+        per_rank = -(-len(train_set) // world_size)
         train_loader = DataLoader(
             train_set, batch_size=batch_size, shuffle=shuffle, sampler=sampler,
+            # a last batch of one image breaks BatchNorm in training (e.g. DDKD's logit branch): drop only that
+            drop_last=per_rank % batch_size == 1,
             num_workers=cfg.DATASET.NUM_WORKERS, pin_memory=torch.cuda.is_available(),
             generator=generator, persistent_workers=cfg.DATASET.NUM_WORKERS > 0,
         )

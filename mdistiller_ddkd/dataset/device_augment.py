@@ -76,10 +76,12 @@ class DeviceAugmentLoader:
 
     def __len__(self) -> int:
         per_rank = math.ceil(len(self.images) / self.world_size)
-        return math.ceil(per_rank / self.batch_size)
+        return per_rank // self.batch_size + (per_rank % self.batch_size > 1)
 
     def __iter__(self) -> Iterator:
         indices = self._indices()
+        if len(indices) % self.batch_size == 1:  # a batch of one image breaks BatchNorm in training
+            indices = indices[:-1]
         g = torch.Generator().manual_seed(self.seed * 7919 + self.epoch * 31 + self.rank)
         for start in range(0, len(indices), self.batch_size):
             idx = indices[start:start + self.batch_size].to(self.device)

@@ -8,11 +8,17 @@ import torch
 import torch.nn.functional as F
 
 
+def _at_least_float32(*tensors: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    """Half-precision logits are upcast: softmax/KL in bf16 loses the small probabilities that matter."""
+    return tuple(t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in tensors)
+
+
 def kd_loss(
     logits_student: torch.Tensor, logits_teacher: torch.Tensor, temperature: float, reduction: str = "mean"
 ) -> torch.Tensor:
     """KL(p_teacher^T || p_student^T) summed over classes, times T², averaged over the batch
-    (``reduction="none"``: per sample)."""
+    (``reduction="none"``: per sample). Computed in float32 at least (also under bf16/fp16 autocast)."""
+    logits_student, logits_teacher = _at_least_float32(logits_student, logits_teacher)
     log_p_s = F.log_softmax(logits_student / temperature, dim=1)
     log_p_t = F.log_softmax(logits_teacher / temperature, dim=1)
     kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1) * temperature**2
@@ -41,7 +47,9 @@ def dkd_terms(
 
     TCKD: KL between the teacher's and student's binary (target, all non-target) distributions.
     NCKD: KL between their distributions over the non-target classes only.
+    Computed in float32 at least (also under bf16/fp16 autocast).
     """
+    logits_student, logits_teacher = _at_least_float32(logits_student, logits_teacher)
     T = temperature
     bin_s, non_s = _binary_and_nontarget_log_probs(logits_student / T, target)
     bin_t, non_t = _binary_and_nontarget_log_probs(logits_teacher / T, target)
