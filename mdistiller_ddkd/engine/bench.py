@@ -70,9 +70,12 @@ def build_step(
     device: str = "cpu",
     cfg_file: Optional[str] = None,
     seed: int = 0,
+    amp: str = "off",
+    channels_last: bool = False,
 ) -> Tuple[Callable[[], None], int]:
     """``(step, extra parameters)``: ``step()`` runs one SGD training step of ``method`` (default config,
-    then ``cfg_file``, with randomly initialised models) on a fixed random batch."""
+    then ``cfg_file``, with randomly initialised models) on a fixed random batch, under autocast when
+    ``amp`` is ``bf16``/``fp16`` (fp16 with a gradient scaler) and channels-last when asked."""
     from ..distillers import get_distiller_class
     from .build import build_model
     from .cfg import load_config
@@ -86,18 +89,23 @@ def build_step(
     cls = get_distiller_class(method)
     student_model = build_model(student, dataset, num_classes).to(dev)
     teacher_model = build_model(teacher, dataset, num_classes).to(dev) if cls.needs_teacher else None
-    distiller = cls.build(student_model, teacher_model, cfg, batch_size).to(dev).train()
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    distiller = cls.build(student_model, teacher_model, cfg, batch_size).to(dev, memory_format=memory_format).train()
     optimizer = torch.optim.SGD(distiller.get_learnable_parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    scaler = torch.amp.GradScaler(dev.type, enabled=amp_dtype is torch.float16)
     size = INPUT_SIZE[dataset]
-    image = torch.randn(batch_size, 3, size, size, device=dev)
+    image = torch.randn(batch_size, 3, size, size, device=dev).contiguous(memory_format=memory_format)
     target = torch.randint(0, num_classes, (batch_size,), device=dev)
     index = torch.arange(batch_size, device=dev)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        _, losses = distiller(image=image, target=target, epoch=30, index=index)
-        sum(losses.values()).backward()
-        optimizer.step()
+        with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            _, losses = distiller(image=image, target=target, epoch=30, index=index)
+        scaler.scale(sum(losses.values())).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
     return step, int(distiller.get_extra_parameters())
 
@@ -117,13 +125,15 @@ def measure_times(
     steps: int = 20,
     warmup: int = 3,
     device: str = "cpu",
+    amp: str = "off",
+    channels_last: bool = False,
 ) -> Dict[str, Dict]:
     """Per method: the step times (s) of ``steps`` interleaved timed steps after ``warmup`` steps each."""
     dev = torch.device(device)
     runners = {}
     for method in methods:
         step, extra = build_step(method, teacher, student, dataset, batch_size, device,
-                                 pair_config_file(method, pair, dataset))
+                                 pair_config_file(method, pair, dataset), amp=amp, channels_last=channels_last)
         runners[method] = (step, extra)
     for step, _ in runners.values():
         for _ in range(warmup):
@@ -149,12 +159,15 @@ def measure_memory(
     steps: int = 2,
     device: str = "cpu",
     threads: int = 0,
+    amp: str = "off",
+    channels_last: bool = False,
 ) -> Tuple[int, str]:
     """(peak memory in bytes of ``steps`` training steps, how it was measured). Meant for a fresh process."""
     if threads > 0:
         torch.set_num_threads(threads)
     dev = torch.device(device)
-    step, _ = build_step(method, teacher, student, dataset, batch_size, device, pair_config_file(method, pair, dataset))
+    step, _ = build_step(method, teacher, student, dataset, batch_size, device, pair_config_file(method, pair, dataset),
+                         amp=amp, channels_last=channels_last)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
         base = torch.cuda.memory_allocated(dev)
@@ -180,19 +193,23 @@ def run_benchmark(
     device: str = "cpu",
     threads: int = 0,
     memory: bool = True,
+    amp: str = "off",
+    channels_last: bool = False,
 ) -> List[Dict]:
     """Timings (interleaved, this process) and peak memory (one spawned process per method) of every
     method, with each median step time's ratio to DKD's when DKD is among the methods."""
     if threads > 0:
         torch.set_num_threads(threads)
-    timed = measure_times(methods, teacher, student, pair, dataset, batch_size, steps, warmup, device)
+    timed = measure_times(methods, teacher, student, pair, dataset, batch_size, steps, warmup, device,
+                          amp=amp, channels_last=channels_last)
     results = []
     for method in methods:
         peak, how = None, None
         if memory:
             with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
                 peak, how = pool.submit(
-                    measure_memory, method, teacher, student, pair, dataset, batch_size, 2, device, threads
+                    measure_memory, method, teacher, student, pair, dataset, batch_size, 2, device, threads,
+                    amp, channels_last,
                 ).result()
         times = timed[method]["times_s"]
         results.append({
@@ -201,6 +218,8 @@ def run_benchmark(
             "student": student,
             "device": device,
             "batch_size": batch_size,
+            "amp": amp,
+            "channels_last": channels_last,
             "steps": steps,
             "threads": torch.get_num_threads(),
             "median_step_s": statistics.median(times),
@@ -251,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     p.add_argument("--no-memory", action="store_true", help="skip the per-method memory processes")
+    p.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"], help="autocast precision")
+    p.add_argument("--channels-last", action="store_true", help="channels-last models and images")
     p.add_argument("--json", default=None, help="also write the results to this file")
     return p
 
@@ -260,7 +281,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results = run_benchmark(
         args.teacher, args.student, args.methods, pair=args.pair, dataset=args.dataset,
         batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, device=args.device,
-        threads=args.threads, memory=not args.no_memory,
+        threads=args.threads, memory=not args.no_memory, amp=args.amp, channels_last=args.channels_last,
     )
     text = json.dumps(results, indent=2)
     print(text)
