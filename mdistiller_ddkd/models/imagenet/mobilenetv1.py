@@ -38,8 +38,9 @@ class MobileNetV1(nn.Module):
         super().__init__()
         if pretrained:
             raise RuntimeError(
-                "No pretrained ImageNet weights are bundled for MobileNetV1; load a checkpoint in "
-                "mdistiller's format with model.load_state_dict(torch.load(path)['model'])"
+                "No pretrained ImageNet weights are bundled for MobileNetV1 (torchvision has none); as a "
+                "teacher or for evaluation, give a checkpoint in mdistiller's format ({'model': state_dict}) "
+                "with DISTILLER.TEACHER_CKPT or tools/eval.py -c"
             )
         self.model = nn.Sequential(
             _conv_bn(3, 32, 2),
