@@ -1,0 +1,64 @@
+"""``tools/table.py`` / ``ddkd-table`` / ``ddkd-suite report``: result tables in the paper's layout.
+
+    python tools/table.py table2                     # the folders of suite table2 (output/suites/table2)
+    python tools/table.py output/suites/demo --format csv
+    python tools/table.py some/runs --metric last --topk 5 --format json
+
+Rows: teacher/student pairs; columns: Teacher, Student and the methods present; each cell is
+mean ± std over seeds (n), the paper's value and the difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+from ..suite.report import suite_report
+from ..suite.spec import DEFAULT_OUTPUT, NAMED_SUITES, load_suite
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ddkd-table", description="Tabulate run folders (results.json) like "
+                                     "the paper, with the paper's values and the differences.")
+    parser.add_argument("sources", nargs="+", help=f"run folders (searched recursively), a named suite "
+                        f"({', '.join(NAMED_SUITES)}) or a suite YAML file")
+    parser.add_argument("--output", default=None, help=f"LOG.PREFIX the suite ran with (default {DEFAULT_OUTPUT})")
+    parser.add_argument("--metric", choices=("best", "last"), default="best", help="best or last epoch accuracy")
+    parser.add_argument("--topk", type=int, choices=(1, 5), default=1, help="top-1 or top-5 accuracy")
+    parser.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
+    parser.add_argument("--all", action="store_true", help="also count unfinished runs")
+    parser.add_argument("--no-paper", action="store_true", help="without the paper's values")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    roots: List[str] = []
+    pairs, dataset, methods = None, None, None
+    try:
+        for source in args.sources:
+            if source in NAMED_SUITES or (source.endswith((".yaml", ".yml")) and os.path.isfile(source)):
+                spec = load_suite(source)
+                roots.append(os.path.join(args.output or spec.output, spec.name))
+                if len(args.sources) == 1:
+                    pairs = [(p.teacher, p.student) for p in spec.pairs]
+                    dataset, methods = spec.dataset, spec.methods
+            else:
+                roots.append(source)
+        missing = [r for r in roots if not os.path.exists(r)]
+        if missing and not pairs:
+            raise FileNotFoundError(f"no such folder: {', '.join(missing)}")
+        text = suite_report([r for r in roots if os.path.exists(r)], metric=args.metric, topk=args.topk,
+                            fmt=args.format, pairs=pairs, dataset=dataset, include_unfinished=args.all,
+                            with_paper=not args.no_paper, methods=methods)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Run a plan: ``jobs`` training processes at a time (one GPU each when there are GPUs), teachers before
+the runs that need them, finished runs skipped and interrupted ones resumed; a progress line per run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, TextIO
+
+from .plan import Plan, Run, read_results
+from .progress import Progress
+
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@dataclass
+class Outcome:
+    """What happened to each run: ``skipped``, ``done``, ``failed`` or ``blocked`` (a prerequisite failed)."""
+
+    states: Dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def count(self, state: str) -> int:
+        return sum(1 for s in self.states.values() if s == state)
+
+    @property
+    def ok(self) -> bool:
+        return all(s in ("skipped", "done") for s in self.states.values())
+
+
+def detect_gpus() -> List[str]:
+    """GPU ids to hand out: ``CUDA_VISIBLE_DEVICES`` when set, else every visible CUDA device."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g.strip() for g in visible.split(",") if g.strip() and g.strip() != "-1"]
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # no usable CUDA runtime: CPU only
+        return []
+
+
+def child_env(gpu: Optional[str], jobs: int) -> Dict[str, str]:
+    """The environment of a training process: the package importable, its GPU, a fair share of CPU threads."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = _PACKAGE_PARENT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    elif jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    return env
+
+
+@dataclass
+class _Active:
+    run: Run
+    process: subprocess.Popen
+    log: TextIO
+    gpu: Optional[str]
+    started: float
+    last_epoch: int = 0
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def execute_plan(plan: Plan, jobs: int = 1, gpus: Optional[Sequence[str]] = None,
+                 launcher: Optional[Sequence[str]] = None, stream: TextIO = sys.stdout,
+                 epoch_progress: bool = True, poll_seconds: float = 0.5) -> Outcome:
+    """Run every unfinished run of ``plan``; returns what happened to each.
+
+    A run waits for the runs in its ``after`` list; when one of them fails it is ``blocked``. Each
+    process writes to ``<run folder>/suite.log``. Ctrl-C stops the running processes (they resume later
+    from their ``latest`` checkpoint) and re-raises ``KeyboardInterrupt``.
+    """
+    jobs = max(1, int(jobs))
+    gpu_pool = list(gpus) if gpus is not None else detect_gpus()
+    progress = Progress(len(plan.runs), stream)
+    outcome = Outcome()
+    started_at = time.time()
+    index = {run.name: i + 1 for i, run in enumerate(plan.runs)}
+    pending: List[Run] = []
+    for run in plan.runs:
+        if run.status() == "finished":
+            outcome.states[run.name] = "skipped"
+            progress.skipped(index[run.name], run, read_results(run.output_dir))
+        else:
+            pending.append(run)
+    active: List[_Active] = []
+    try:
+        while pending or active:
+            # start what may start
+            for run in list(pending):
+                if len(active) >= jobs:
+                    break
+                deps = [outcome.states.get(d) for d in run.after]
+                if any(d in ("failed", "blocked") for d in deps):
+                    pending.remove(run)
+                    outcome.states[run.name] = "blocked"
+                    progress.blocked(index[run.name], run, [d for d in run.after if outcome.states.get(d) != "done"
+                                                            and outcome.states.get(d) != "skipped"])
+                    continue
+                if not all(d in ("done", "skipped") for d in deps):
+                    continue
+                busy = {a.gpu for a in active}
+                gpu = None
+                if gpu_pool:
+                    free = [g for g in gpu_pool if g not in busy]
+                    gpu = free[0] if free else gpu_pool[len(active) % len(gpu_pool)]
+                pending.remove(run)
+                active.append(_start(run, gpu, jobs, launcher))
+                resumed = read_results(run.output_dir) if "--resume" in active[-1].process.args else None
+                progress.started(index[run.name], run, gpu, resumed)
+            # watch the running ones
+            for item in list(active):
+                code = item.process.poll()
+                results = read_results(item.run.output_dir)
+                if epoch_progress and results and results.get("epoch", 0) > item.last_epoch and code is None:
+                    item.last_epoch = results["epoch"]
+                    progress.epoch(index[item.run.name], item.run, results)
+                if code is None:
+                    continue
+                item.log.close()
+                active.remove(item)
+                elapsed = time.time() - item.started
+                results = read_results(item.run.output_dir)
+                if code == 0 and results and results.get("finished"):
+                    outcome.states[item.run.name] = "done"
+                    progress.finished(index[item.run.name], item.run, results, elapsed)
+                else:
+                    outcome.states[item.run.name] = "failed"
+                    log_path = os.path.join(item.run.output_dir, "suite.log")
+                    progress.failed(index[item.run.name], item.run, code, log_path, _tail(log_path), elapsed)
+            if active or pending:
+                time.sleep(poll_seconds)
+    except KeyboardInterrupt:
+        for item in active:
+            if item.process.poll() is None:
+                item.process.send_signal(signal.SIGINT if os.name != "nt" else signal.CTRL_BREAK_EVENT)
+        for item in active:
+            try:
+                item.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                item.process.kill()
+            item.log.close()
+        progress.interrupted([a.run for a in active])
+        raise
+    outcome.seconds = time.time() - started_at
+    progress.summary(outcome.states, outcome.seconds)
+    return outcome
+
+
+def _start(run: Run, gpu: Optional[str], jobs: int, launcher: Optional[Sequence[str]]) -> _Active:
+    os.makedirs(run.output_dir, exist_ok=True)
+    log = open(os.path.join(run.output_dir, "suite.log"), "a", encoding="utf-8")
+    command = run.command(launcher)
+    log.write(f"$ {' '.join(command)}\n")
+    log.flush()
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=child_env(gpu, jobs),
+                               stdin=subprocess.DEVNULL)
+    return _Active(run, process, log, gpu, time.time())

@@ -1,0 +1,276 @@
+"""Result tables in the paper's layout from run folders (``results.json``).
+
+Rows are teacher/student pairs, columns Teacher, Student and the methods present. A run of method NONE
+trains one model alone: it fills the Student column of every row whose student it is and the Teacher
+column of every row whose teacher it is. Each cell is the mean ± sample standard deviation (n-1; 0 for
+a single run) over the seeds found, with their number, the paper's value (the shipped
+``paper_tables.json``) and the difference mean - paper. Only finished runs count unless asked otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from .paper import paper_pairs, paper_value, pair_name
+
+METRICS = ("best", "last")
+#: method columns in the paper's order; others follow alphabetically
+PAPER_METHOD_ORDER = ("FITNET", "VID", "RKD", "PKT", "CRD", "KD", "DIST", "DKD", "DIFFKD", "DDKD")
+
+
+@dataclass
+class RunResult:
+    path: str
+    dataset: str
+    method: str
+    teacher: str
+    student: str
+    seed: int
+    finished: bool
+    values: Dict[str, Optional[float]]  #: best_acc, best_acc_top5, last_acc, last_acc_top5
+
+
+@dataclass
+class Cell:
+    values: List[float]
+    paper: Optional[float] = None
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> Optional[float]:
+        return sum(self.values) / len(self.values) if self.values else None
+
+    @property
+    def std(self) -> Optional[float]:
+        """Sample standard deviation (n-1); 0 for one value."""
+        if not self.values:
+            return None
+        if len(self.values) == 1:
+            return 0.0
+        m = self.mean
+        return math.sqrt(sum((v - m) ** 2 for v in self.values) / (len(self.values) - 1))
+
+    @property
+    def diff(self) -> Optional[float]:
+        return None if self.mean is None or self.paper is None else self.mean - self.paper
+
+    def as_dict(self) -> dict:
+        return {"mean": self.mean, "std": self.std, "n": self.n, "values": self.values, "paper": self.paper,
+                "diff": self.diff}
+
+
+@dataclass
+class Row:
+    teacher: str
+    student: str
+    cells: Dict[str, Cell] = field(default_factory=dict)
+
+    @property
+    def pair(self) -> str:
+        return pair_name(self.teacher, self.student)
+
+
+@dataclass
+class Table:
+    dataset: str
+    metric: str
+    topk: int
+    columns: List[str]
+    rows: List[Row]
+
+    def as_dict(self) -> dict:
+        return {"dataset": self.dataset, "metric": self.metric, "topk": self.topk, "columns": self.columns,
+                "rows": [{"pair": r.pair, "teacher": r.teacher, "student": r.student,
+                          "cells": {c: r.cells[c].as_dict() for c in self.columns if c in r.cells}}
+                         for r in self.rows]}
+
+
+def load_results(roots: Iterable[str], include_unfinished: bool = False) -> List[RunResult]:
+    """Every ``results.json`` under the given folders (searched recursively)."""
+    found: List[RunResult] = []
+    seen = set()
+    for root in roots:
+        if not os.path.exists(root):
+            raise FileNotFoundError(f"no such folder: {root}")
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            if "results.json" not in filenames:
+                continue
+            path = os.path.realpath(os.path.join(dirpath, "results.json"))
+            if path in seen:
+                continue
+            seen.add(path)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    data = json.load(f)
+            except (OSError, ValueError):
+                continue  # being rewritten or damaged: not a result
+            if not data.get("finished") and not include_unfinished:
+                continue
+            found.append(RunResult(
+                path=dirpath, dataset=str(data.get("dataset", "")), method=str(data.get("method", "")).upper(),
+                teacher=str(data.get("teacher", "")), student=str(data.get("student", "")),
+                seed=int(data.get("seed", 0)), finished=bool(data.get("finished")),
+                values={k: _number(data.get(k)) for k in ("best_acc", "best_acc_top5", "last_acc", "last_acc_top5")},
+            ))
+    return found
+
+
+def _number(value) -> Optional[float]:
+    return float(value) if isinstance(value, (int, float)) and value >= 0 else None
+
+
+def _value_key(metric: str, topk: int) -> str:
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if topk not in (1, 5):
+        raise ValueError(f"topk must be 1 or 5, got {topk}")
+    return f"{metric}_acc" + ("_top5" if topk == 5 else "")
+
+
+def _method_order(methods: Iterable[str]) -> List[str]:
+    methods = set(methods)
+    ordered = [m for m in PAPER_METHOD_ORDER if m in methods]
+    return ordered + sorted(methods - set(ordered))
+
+
+def build_tables(results: Sequence[RunResult], metric: str = "best", topk: int = 1,
+                 pairs: Optional[Sequence[Tuple[str, str]]] = None, dataset: Optional[str] = None,
+                 with_paper: bool = True, methods: Optional[Sequence[str]] = None) -> List[Table]:
+    """One table per dataset (or only ``dataset``); rows are ``pairs`` when given, else the pairs found
+    (paper order first); method columns are those found plus ``methods``. Cells without a run show the
+    paper's value alone (when it has one)."""
+    key = _value_key(metric, topk)
+    datasets = [dataset] if dataset else sorted({r.dataset for r in results})
+    tables = []
+    for ds in datasets:
+        mine = [r for r in results if r.dataset == ds]
+        row_pairs = list(pairs) if pairs else _pairs_found(mine, ds)
+        columns = _method_order(({r.method for r in mine} | set(methods or ())) - {"NONE"})
+        rows = []
+        for teacher, student in row_pairs:
+            row = Row(teacher, student)
+            buckets: Dict[str, List[float]] = {}
+            for r in mine:
+                value = r.values.get(key)
+                if value is None:
+                    continue
+                if r.method == "NONE":
+                    if r.student == teacher:
+                        buckets.setdefault("Teacher", []).append(value)
+                    if r.student == student:
+                        buckets.setdefault("Student", []).append(value)
+                elif r.teacher == teacher and r.student == student:
+                    buckets.setdefault(r.method, []).append(value)
+            for column in ["Teacher", "Student", *columns]:
+                paper = paper_value(ds, teacher, student, column, topk) if with_paper else None
+                if column in buckets or paper is not None:
+                    row.cells[column] = Cell(buckets.get(column, []), paper)
+            rows.append(row)
+        tables.append(Table(ds, metric, topk, ["Teacher", "Student", *columns], rows))
+    return tables
+
+
+def _pairs_found(results: Sequence[RunResult], dataset: str) -> List[Tuple[str, str]]:
+    found = []
+    for r in results:
+        if r.method != "NONE" and (r.teacher, r.student) not in found:
+            found.append((r.teacher, r.student))
+    if not found:  # only models trained alone: one row per model, as a student
+        found = [("", r.student) for r in results if r.method == "NONE"]
+        found = list(dict.fromkeys(found))
+    order = {p: i for i, p in enumerate(paper_pairs(dataset))}
+    return sorted(found, key=lambda p: (order.get(p, len(order)), found.index(p)))
+
+
+# ---------------------------------------------------------------------------------------------- renderers
+def _fmt(value: Optional[float], signed: bool = False) -> str:
+    if value is None:
+        return ""
+    return f"{value:+.2f}" if signed else f"{value:.2f}"
+
+
+def cell_text(cell: Optional[Cell], with_paper: bool = True) -> str:
+    """``76.12 ± 0.21 (n=3) / paper 76.38 (-0.26)``; ``–`` without runs."""
+    if cell is None:
+        return ""
+    text = f"{cell.mean:.2f} ± {cell.std:.2f} (n={cell.n})" if cell.n else "–"
+    if with_paper and cell.paper is not None:
+        text += f" / paper {cell.paper:.2f}"
+        if cell.n:
+            text += f" ({_fmt(cell.diff, signed=True)})"
+    return text
+
+
+def _title(table: Table) -> str:
+    return f"{table.dataset}: top-{table.topk} accuracy (%), {table.metric} epoch, mean ± std over seeds"
+
+
+def to_markdown(table: Table, with_paper: bool = True) -> str:
+    header = ["Teacher → Student", *table.columns]
+    lines = [f"**{_title(table)}**", "", "| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] * len(header)) + "|"]
+    for row in table.rows:
+        label = f"{row.teacher} → {row.student}" if row.teacher else row.student
+        cells = [cell_text(row.cells.get(c), with_paper) for c in table.columns]
+        lines.append("| " + " | ".join([label, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def to_csv(table: Table) -> str:
+    """Wide CSV: one line per pair; per column ``<col>_mean, _std, _n, _paper, _diff``."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    header = ["dataset", "metric", "topk", "pair", "teacher", "student"]
+    for column in table.columns:
+        header += [f"{column}_{s}" for s in ("mean", "std", "n", "paper", "diff")]
+    writer.writerow(header)
+    for row in table.rows:
+        line = [table.dataset, table.metric, table.topk, row.pair, row.teacher, row.student]
+        for column in table.columns:
+            cell = row.cells.get(column)
+            if cell is None:
+                line += ["", "", 0, "", ""]
+            else:
+                line += [_csv_num(cell.mean), _csv_num(cell.std), cell.n, _csv_num(cell.paper), _csv_num(cell.diff)]
+        writer.writerow(line)
+    return out.getvalue()
+
+
+def _csv_num(value: Optional[float]) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def to_json(tables: Sequence[Table]) -> str:
+    return json.dumps([t.as_dict() for t in tables], indent=1)
+
+
+def render(tables: Sequence[Table], fmt: str = "markdown", with_paper: bool = True) -> str:
+    """All tables in one format: ``markdown``, ``csv`` or ``json``."""
+    if fmt == "json":
+        return to_json(tables)
+    if fmt == "csv":
+        return "".join(to_csv(t) for t in tables)
+    if fmt == "markdown":
+        return "\n\n".join(to_markdown(t, with_paper) for t in tables)
+    raise ValueError(f"format must be markdown, csv or json, got {fmt!r}")
+
+
+def suite_report(roots: Sequence[str], metric: str = "best", topk: int = 1, fmt: str = "markdown",
+                 pairs: Optional[Sequence[Tuple[str, str]]] = None, dataset: Optional[str] = None,
+                 include_unfinished: bool = False, with_paper: bool = True,
+                 methods: Optional[Sequence[str]] = None) -> str:
+    """Load, tabulate and render in one call (what ``ddkd-table`` prints)."""
+    results = load_results(roots, include_unfinished)
+    if not results and not pairs:
+        return f"no {'' if include_unfinished else 'finished '}runs (results.json) under {', '.join(roots)}"
+    return render(build_tables(results, metric, topk, pairs, dataset, with_paper, methods), fmt, with_paper)

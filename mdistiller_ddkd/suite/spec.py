@@ -1,0 +1,210 @@
+"""What a suite is: methods x teacher/student pairs x seeds, with the config file of each run.
+
+Named suites: ``table1`` (ImageNet), ``table2`` (CIFAR-100, same family), ``table3`` (CIFAR-100, cross
+family) built from the paper's tables, and ``demo`` (the offline synthetic demo). A YAML file describes a
+custom suite with the same fields::
+
+    name: my_suite                 # output sub-folder (default: the file name)
+    dataset: cifar100              # cifar100 | imagenet | synthetic (paper values are looked up by it)
+    methods: [NONE, KD, DKD]
+    pairs: [res56_res20, {teacher: vgg13, student: vgg8}, {name: mine, teacher: resnet20, student: resnet8}]
+    seeds: [0, 1, 2]
+    config: configs/cifar100/{method}/{pair}.yaml          # template of a method's config
+    vanilla_config: configs/cifar100/vanilla/{model}.yaml  # NONE: the student alone (one run per model)
+    teacher_config: null           # set: train each teacher first (method NONE) and distil from its student_best
+    overrides: {SOLVER.EPOCHS: 2}  # or a flat list [KEY, VALUE, ...]; applied to every run
+    method_overrides: {DKD: {DKD.WARMUP: 1}}
+    output: output/suites          # LOG.PREFIX of the runs
+
+Templates may use ``{method}`` (lower case), ``{METHOD}``, ``{pair}``, ``{teacher}``, ``{student}``
+and, for the vanilla/teacher templates, ``{model}``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .paper import PAIR_NAMES, PAPER_TABLES, pair_name, table_methods, table_rows
+
+DEFAULT_OUTPUT = os.path.join("output", "suites")
+NAMED_SUITES = ("table1", "table2", "table3", "demo")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A teacher/student pair and its config name (``res56_res20``)."""
+
+    name: str
+    teacher: str
+    student: str
+
+
+@dataclass
+class SuiteSpec:
+    name: str
+    dataset: str
+    methods: List[str]
+    pairs: List[Pair]
+    seeds: List[int]
+    config: str
+    vanilla_config: str
+    teacher_config: Optional[str] = None
+    overrides: List[str] = field(default_factory=list)
+    method_overrides: Dict[str, List[str]] = field(default_factory=dict)
+    output: str = DEFAULT_OUTPUT
+    #: the paper table it reproduces (table1..table3), for the report's row order
+    paper_table: Optional[str] = None
+
+
+def _pair_from_name(name: str) -> Pair:
+    for (teacher, student), known in PAIR_NAMES.items():
+        if known == name:
+            return Pair(name, teacher, student)
+    raise ValueError(f"unknown pair {name!r}; known: {', '.join(sorted(PAIR_NAMES.values()))} "
+                     f"(or give {{teacher: ..., student: ...}})")
+
+
+def parse_pair(item) -> Pair:
+    """A pair from a config name (``res56_res20``), ``teacher:student`` or a dict with teacher/student[/name]."""
+    if isinstance(item, Pair):
+        return item
+    if isinstance(item, str):
+        if ":" in item:
+            teacher, student = item.split(":", 1)
+            return Pair(pair_name(teacher, student), teacher, student)
+        return _pair_from_name(item)
+    if isinstance(item, dict) and "teacher" in item and "student" in item:
+        return Pair(str(item.get("name") or pair_name(item["teacher"], item["student"])), str(item["teacher"]),
+                    str(item["student"]))
+    raise ValueError(f"a pair is a name, 'teacher:student' or {{teacher, student[, name]}}; got {item!r}")
+
+
+def flatten_overrides(value) -> List[str]:
+    """``{KEY: VALUE}`` or ``[KEY, VALUE, ...]`` as a flat list of strings (yacs' command-line form)."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, (list, tuple)):
+        if len(value) % 2:
+            raise ValueError(f"overrides must be KEY VALUE pairs, got {list(value)}")
+        items = list(zip(value[0::2], value[1::2]))
+    else:
+        raise ValueError(f"overrides must be a mapping or a flat KEY VALUE list, got {value!r}")
+    flat: List[str] = []
+    for key, val in items:
+        if isinstance(val, bool):
+            val = "True" if val else "False"
+        flat += [str(key), str(val) if not isinstance(val, (list, tuple)) else str(list(val))]
+    return flat
+
+
+def _paper_suite(table: str) -> SuiteSpec:
+    key, dataset = PAPER_TABLES[table]
+    pairs = [Pair(pair_name(r["teacher"], r["student"]), r["teacher"], r["student"]) for r in table_rows(table)]
+    if dataset == "imagenet":
+        return SuiteSpec(table, dataset, table_methods(table), pairs, seeds=[0],
+                         config="configs/imagenet/{pair}/{method}.yaml",
+                         vanilla_config="configs/imagenet/{pair}/none.yaml", paper_table=table)
+    return SuiteSpec(table, dataset, table_methods(table), pairs, seeds=[0, 1, 2],
+                     config="configs/cifar100/{method}/{pair}.yaml",
+                     vanilla_config="configs/cifar100/vanilla/{model}.yaml", paper_table=table)
+
+
+def demo_suite() -> SuiteSpec:
+    """The offline demo: train resnet20 on the synthetic data, then resnet8 alone and with KD, DKD, DDKD."""
+    return SuiteSpec(
+        "demo", "synthetic", ["NONE", "KD", "DKD", "DDKD"], [Pair("res20_res8", "resnet20", "resnet8")],
+        seeds=[0], config="configs/demo/{method}.yaml", vanilla_config="configs/demo/none.yaml",
+        teacher_config="configs/demo/teacher.yaml",
+    )
+
+
+def named_suite(name: str) -> SuiteSpec:
+    if name == "demo":
+        return demo_suite()
+    if name in PAPER_TABLES:
+        return _paper_suite(name)
+    raise ValueError(f"unknown suite {name!r}: named suites are {', '.join(NAMED_SUITES)}, or give a YAML file")
+
+
+def suite_from_dict(data: dict, default_name: str = "suite") -> SuiteSpec:
+    """A custom suite from the YAML fields documented in this module."""
+    known = {"name", "dataset", "methods", "pairs", "seeds", "config", "vanilla_config", "teacher_config",
+             "overrides", "method_overrides", "output", "base"}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown suite field(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}")
+    base = named_suite(data["base"]) if data.get("base") else None
+    for required in ("methods", "pairs", "config"):
+        if required not in data and base is None:
+            raise ValueError(f"a suite file needs {required!r} (or 'base: <named suite>' to start from)")
+    dataset = data.get("dataset", base.dataset if base else "cifar100")
+    default_vanilla = base.vanilla_config if base else (
+        "configs/cifar100/vanilla/{model}.yaml" if dataset == "cifar100" else data.get("config", ""))
+    return SuiteSpec(
+        name=str(data.get("name") or (base.name if base else default_name)),
+        dataset=str(dataset),
+        methods=[str(m).upper() for m in data.get("methods", base.methods if base else [])],
+        pairs=[parse_pair(p) for p in data.get("pairs", base.pairs if base else [])],
+        seeds=[int(s) for s in data.get("seeds", base.seeds if base else [0])],
+        config=str(data.get("config", base.config if base else "")),
+        vanilla_config=str(data.get("vanilla_config", default_vanilla)),
+        teacher_config=data.get("teacher_config", base.teacher_config if base else None),
+        overrides=flatten_overrides(data.get("overrides")),
+        method_overrides={str(k).upper(): flatten_overrides(v) for k, v in (data.get("method_overrides") or {}).items()},
+        output=str(data.get("output", DEFAULT_OUTPUT)),
+        paper_table=base.paper_table if base else None,
+    )
+
+
+def load_suite(name_or_path: str) -> SuiteSpec:
+    """A named suite (``table1``, ``table2``, ``table3``, ``demo``) or a suite YAML file."""
+    if name_or_path in NAMED_SUITES:
+        return named_suite(name_or_path)
+    if not os.path.isfile(name_or_path):
+        raise FileNotFoundError(f"suite {name_or_path!r} is neither a named suite ({', '.join(NAMED_SUITES)}) "
+                                f"nor a YAML file")
+    import yaml
+
+    with open(name_or_path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{name_or_path}: a suite file is a YAML mapping")
+    return suite_from_dict(data, os.path.splitext(os.path.basename(name_or_path))[0])
+
+
+def restrict(spec: SuiteSpec, methods: Optional[Sequence[str]] = None, pairs: Optional[Sequence[str]] = None,
+             seeds: Optional[Sequence[int]] = None) -> SuiteSpec:
+    """The suite limited to (or, for seeds, run with) the given methods, pairs and seeds."""
+    out = SuiteSpec(**{**spec.__dict__})
+    if methods:
+        wanted = [m.upper() for m in methods]
+        out.methods = [m for m in wanted]
+    if pairs:
+        chosen: List[Pair] = []
+        for item in pairs:
+            match = [p for p in spec.pairs if p.name == item]
+            chosen += match or [parse_pair(item)]
+        out.pairs = chosen
+    if seeds:
+        out.seeds = [int(s) for s in seeds]
+    return out
+
+
+def seeds_from_option(value: str) -> List[int]:
+    """``--seeds``: ``3`` means seeds 0,1,2; ``0,5,7`` lists them."""
+    value = value.strip()
+    if "," in value:
+        return [int(v) for v in value.split(",") if v.strip()]
+    count = int(value)
+    if count < 1:
+        raise ValueError("--seeds needs at least one seed")
+    return list(range(count))
+
+
+def describe(spec: SuiteSpec) -> Tuple[int, int, int]:
+    """(number of methods, pairs, seeds)."""
+    return len(spec.methods), len(spec.pairs), len(spec.seeds)

@@ -1,0 +1,178 @@
+"""Suites: complete dry-run command lists for the named suites, a 2-run custom suite that runs, is skipped
+when re-run, and resumes a run that was interrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from mdistiller_ddkd.cli.suite import main as suite_main
+from mdistiller_ddkd.suite.paper import table_methods, table_rows
+from mdistiller_ddkd.suite.plan import plan_suite
+from mdistiller_ddkd.suite.spec import load_suite, restrict
+from tests.conftest import REPO_ROOT, run_cli, write_teacher_checkpoint
+
+
+def dry_run(capsys, *args):
+    code = suite_main([*args, "--dry-run"])
+    captured = capsys.readouterr()
+    return code, [l for l in captured.out.splitlines() if l and not l.startswith("#")], captured.err
+
+
+def _value(command: str, key: str) -> str:
+    parts = command.split()
+    return parts[parts.index(key) + 1]
+
+
+@pytest.mark.parametrize("table,seeds", [("table2", 3), ("table3", 3), ("table1", 1)])
+def test_paper_suites_dry_run_lists_every_run(capsys, table, seeds):
+    code, lines, err = dry_run(capsys, table)
+    assert code == 0
+    rows = table_rows(table)
+    methods = [m for m in table_methods(table) if m != "NONE"]
+    students = {r["student"] for r in rows}
+    # methods x pairs x seeds, plus one student-alone run per distinct student and seed
+    assert len(lines) == len(rows) * len(methods) * seeds + len(students) * seeds
+    names = [_value(l, "EXPERIMENT.NAME") for l in lines]
+    assert len(set(names)) == len(names)
+    for row in rows:
+        for method in methods:
+            for seed in range(seeds):
+                match = [l for l in lines if _value(l, "DISTILLER.TYPE") == method
+                         and _value(l, "DISTILLER.TEACHER") == row["teacher"]
+                         and _value(l, "DISTILLER.STUDENT") == row["student"] and _value(l, "EXPERIMENT.SEED") == str(seed)]
+                assert len(match) == 1, (method, row, seed)
+                assert "--cfg configs/" in match[0] and f"EXPERIMENT.PROJECT {table}" in match[0]
+    for student in students:
+        assert sum(_value(l, "DISTILLER.TYPE") == "NONE" and _value(l, "DISTILLER.STUDENT") == student
+                   for l in lines) == seeds
+
+
+def test_table2_counts_and_seed_option(capsys):
+    _, lines, _ = dry_run(capsys, "table2")
+    assert len(lines) == 5 * 10 * 3  # 5 pairs x 10 methods (NONE ... DDKD) x 3 seeds
+    _, lines, _ = dry_run(capsys, "table2", "--seeds", "1", "--methods", "DKD,DDKD")
+    assert len(lines) == 5 * 2
+    _, lines, _ = dry_run(capsys, "table2", "--seeds", "0,7", "--pairs", "res56_res20", "--methods", "KD")
+    assert sorted(_value(l, "EXPERIMENT.SEED") for l in lines) == ["0", "7"]
+
+
+def test_demo_dry_run_trains_the_teacher_first(capsys):
+    code, lines, _ = dry_run(capsys, "demo", "--launcher", "torchrun --nproc_per_node 2")
+    assert code == 0 and len(lines) == 5
+    assert lines[0].startswith("torchrun --nproc_per_node 2 -m mdistiller_ddkd.cli.train")
+    teacher = lines[0]
+    assert _value(teacher, "DISTILLER.TYPE") == "NONE" and _value(teacher, "DISTILLER.STUDENT") == "resnet20"
+    teacher_dir = os.path.join(_value(teacher, "LOG.PREFIX"), "demo", _value(teacher, "EXPERIMENT.NAME"))
+    distilled = [l for l in lines if _value(l, "DISTILLER.TYPE") in ("KD", "DKD", "DDKD")]
+    assert len(distilled) == 3
+    for line in distilled:
+        assert _value(line, "DISTILLER.TEACHER_CKPT") == os.path.join(teacher_dir, "student_best")
+
+
+def test_missing_configs_are_named_at_plan_time(tmp_path, capsys):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(yaml.safe_dump({"name": "s", "methods": ["KD"], "pairs": ["res56_res20"],
+                                     "config": "configs/nowhere/{method}/{pair}.yaml"}))
+    assert suite_main([str(suite)]) == 2
+    err = capsys.readouterr().err
+    assert "configs/nowhere/kd/res56_res20.yaml" in err and "missing" in err
+    code, lines, err = dry_run(capsys, str(suite))
+    assert code == 0 and len(lines) == 1 and "configs/nowhere/kd/res56_res20.yaml" in err
+
+
+def test_unregistered_method_is_a_plan_error(tmp_path, capsys):
+    plan = plan_suite(restrict(load_suite("table2"), methods=["NOSUCH"], seeds=[0]))
+    assert any("NOSUCH" in p for p in plan.problems())
+
+
+# --------------------------------------------------------------------------------------- real runs
+@pytest.fixture
+def tiny_suite(tmp_path, tiny_cifar_root):
+    teacher = write_teacher_checkpoint(str(tmp_path / "teacher.pth"), "resnet14")
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump({
+        "DATASET": {"TYPE": "cifar100", "ROOT": tiny_cifar_root, "CHECK_INTEGRITY": False, "DOWNLOAD": False,
+                    "NUM_WORKERS": 0, "TEST": {"BATCH_SIZE": 48}},
+        "SOLVER": {"EPOCHS": 1, "BATCH_SIZE": 32, "DEVICE": "cpu", "LR_DECAY_STAGES": [100]},
+        "LOG": {"SAVE_CHECKPOINT_FREQ": 0},
+    }))
+
+    def write(name, methods, epochs=1):
+        spec = tmp_path / f"{name}.yaml"
+        spec.write_text(yaml.safe_dump({
+            "name": name, "dataset": "cifar100", "methods": methods,
+            "pairs": [{"name": "r14_r8", "teacher": "resnet14", "student": "resnet8"}], "seeds": [0],
+            "config": str(base), "vanilla_config": str(base), "output": str(tmp_path / "out"),
+            "overrides": {"DISTILLER.TEACHER_CKPT": teacher, "SOLVER.EPOCHS": epochs},
+        }))
+        return str(spec)
+
+    return write, tmp_path
+
+
+def _results(tmp_path, suite, run):
+    with open(tmp_path / "out" / suite / run / "results.json") as f:
+        return json.load(f)
+
+
+def test_two_run_suite_runs_then_is_skipped(tiny_suite):
+    write, tmp_path = tiny_suite
+    spec = write("two", ["NONE", "KD"])
+    first = run_cli([os.path.join(REPO_ROOT, "tools", "suite.py"), spec, "--jobs", "2"], cwd=str(tmp_path), timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert first.stdout.count("] finished") == 2 and "] started" in first.stdout
+    for run in ("none-resnet8-s0", "kd-r14_r8-s0"):
+        results = _results(tmp_path, "two", run)
+        assert results["finished"] and results["epoch"] == 1
+    assert _results(tmp_path, "two", "kd-r14_r8-s0")["method"] == "KD"
+    assert "| resnet14 → resnet8 |" in first.stdout  # the table at the end
+    again = run_cli([os.path.join(REPO_ROOT, "tools", "suite.py"), spec], cwd=str(tmp_path), timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.count("] skipped") == 2 and "] started" not in again.stdout
+
+
+def test_interrupted_run_is_resumed(tiny_suite):
+    write, tmp_path = tiny_suite
+    spec = write("resume", ["NONE"], epochs=6)
+    run_dir = tmp_path / "out" / "resume" / "none-resnet8-s0"
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, OMP_NUM_THREADS="2")
+    process = subprocess.Popen([sys.executable, "tools/suite.py", spec, "--no-report"], cwd=REPO_ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    while not (run_dir / "latest").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert (run_dir / "latest").exists(), "no checkpoint appeared"
+    process.send_signal(signal.SIGINT)  # the suite stops its training process
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode != 0 and "interrupted" in out, out
+    interrupted = _results(tmp_path, "resume", "none-resnet8-s0")
+    assert not interrupted["finished"] and 1 <= interrupted["epoch"] < 6
+    resumed = run_cli(["tools/suite.py", spec], cwd=REPO_ROOT, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"resuming after epoch {interrupted['epoch']}" in resumed.stdout
+    final = _results(tmp_path, "resume", "none-resnet8-s0")
+    assert final["finished"] and [h["epoch"] for h in final["history"]] == list(range(1, 7))
+
+
+def test_plan_status_and_resume_command(tmp_path):
+    spec = restrict(load_suite("demo"), methods=["KD"])
+    spec.output = str(tmp_path)
+    plan = plan_suite(spec)
+    kd = next(r for r in plan.runs if r.method == "KD")
+    assert kd.status() == "new" and "--resume" not in kd.command()
+    os.makedirs(kd.output_dir)
+    open(os.path.join(kd.output_dir, "latest"), "wb").close()
+    with open(os.path.join(kd.output_dir, "results.json"), "w") as f:
+        json.dump({"finished": False, "epoch": 3}, f)
+    assert kd.status() == "resume" and "--resume" in kd.command()
+    with open(os.path.join(kd.output_dir, "results.json"), "w") as f:
+        json.dump({"finished": True, "epoch": 12}, f)
+    assert kd.status() == "finished"

@@ -1,0 +1,103 @@
+"""Tables from fabricated run folders: exact means, sample standard deviations, counts and paper deltas."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+
+import pytest
+
+from mdistiller_ddkd.cli.table import main as table_main
+from mdistiller_ddkd.suite.paper import paper_value
+from mdistiller_ddkd.suite.report import build_tables, load_results, render
+
+
+def write_run(root, name, method, teacher, student, seed, best, last, dataset="cifar100", finished=True,
+              best5=None):
+    folder = os.path.join(str(root), name)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "results.json"), "w") as f:
+        json.dump({"method": method, "teacher": teacher, "student": student, "dataset": dataset, "seed": seed,
+                   "epoch": 240 if finished else 10, "epochs": 240, "finished": finished, "best_acc": best,
+                   "best_acc_top5": best5 if best5 is not None else best + 20, "last_acc": last,
+                   "last_acc_top5": last + 20, "history": []}, f)
+
+
+@pytest.fixture
+def runs(tmp_path):
+    root = tmp_path / "suite"
+    for seed, (b, l) in enumerate([(71.0, 70.5), (72.0, 71.5), (73.0, 72.5)]):
+        write_run(root, f"dkd-res56_res20-s{seed}", "DKD", "resnet56", "resnet20", seed, b, l)
+    for seed, (b, l) in enumerate([(70.0, 69.0), (71.0, 70.0)]):
+        write_run(root, f"kd-res56_res20-s{seed}", "KD", "resnet56", "resnet20", seed, b, l)
+    write_run(root, "none-resnet20-s0", "NONE", "resnet20", "resnet20", 0, 69.0, 68.0)
+    write_run(root, "none-resnet56-s0", "NONE", "resnet56", "resnet56", 0, 72.5, 72.0)
+    write_run(root, "ddkd-res56_res20-s0", "DDKD", "resnet56", "resnet20", 0, 99.0, 99.0, finished=False)
+    write_run(root, "dkd-vgg13_vgg8-s0", "DKD", "vgg13", "vgg8", 0, 74.0, 73.0)
+    write_run(root, "demo", "KD", "resnet20", "resnet8", 0, 60.0, 59.0, dataset="synthetic")
+    return root
+
+
+def _cifar(tables):
+    return next(t for t in tables if t.dataset == "cifar100")
+
+
+def test_means_stds_counts_and_paper_deltas(runs):
+    tables = build_tables(load_results([str(runs)]), metric="best")
+    table = _cifar(tables)
+    assert [(r.teacher, r.student) for r in table.rows] == [("resnet56", "resnet20"), ("vgg13", "vgg8")]
+    assert table.columns == ["Teacher", "Student", "KD", "DKD"]  # unfinished DDKD is not counted
+    row = table.rows[0]
+    dkd = row.cells["DKD"]
+    assert dkd.n == 3 and dkd.mean == pytest.approx(72.0) and dkd.std == pytest.approx(1.0)
+    assert dkd.paper == pytest.approx(71.97) and dkd.diff == pytest.approx(72.0 - 71.97)
+    kd = row.cells["KD"]
+    assert kd.n == 2 and kd.mean == pytest.approx(70.5) and kd.std == pytest.approx(math.sqrt(0.5))
+    assert kd.diff == pytest.approx(70.5 - 70.66)
+    assert row.cells["Student"].mean == pytest.approx(69.0) and row.cells["Student"].std == 0.0
+    assert row.cells["Student"].diff == pytest.approx(69.0 - 69.06)
+    assert row.cells["Teacher"].mean == pytest.approx(72.5) and row.cells["Teacher"].paper == pytest.approx(72.34)
+    # vgg13 -> vgg8 has no KD run: the paper's value alone
+    vgg = table.rows[1]
+    assert vgg.cells["KD"].n == 0 and vgg.cells["KD"].paper == pytest.approx(72.98) and vgg.cells["KD"].diff is None
+    assert vgg.cells["DKD"].diff == pytest.approx(74.0 - 74.68)
+
+
+def test_last_epoch_metric_and_unfinished_runs(runs):
+    table = _cifar(build_tables(load_results([str(runs)]), metric="last"))
+    assert table.rows[0].cells["DKD"].mean == pytest.approx(71.5)
+    with_unfinished = _cifar(build_tables(load_results([str(runs)], include_unfinished=True)))
+    assert with_unfinished.rows[0].cells["DDKD"].mean == pytest.approx(99.0)
+
+
+def test_markdown_csv_json(runs):
+    tables = build_tables(load_results([str(runs)]))
+    markdown = render(tables, "markdown")
+    assert "| resnet56 → resnet20 |" in markdown
+    assert "72.00 ± 1.00 (n=3) / paper 71.97 (+0.03)" in markdown
+    assert "70.50 ± 0.71 (n=2) / paper 70.66 (-0.16)" in markdown
+    assert "60.00 ± 0.00 (n=1)" in markdown  # the synthetic table, no paper values
+    rows = list(csv.DictReader(io.StringIO(render(tables, "csv").split("\n\n")[0])))
+    first = next(r for r in rows if r["pair"] == "res56_res20")
+    assert float(first["DKD_mean"]) == pytest.approx(72.0) and float(first["DKD_std"]) == pytest.approx(1.0)
+    assert first["DKD_n"] == "3" and float(first["DKD_diff"]) == pytest.approx(0.03)
+    data = json.loads(render(tables, "json"))
+    cifar = next(t for t in data if t["dataset"] == "cifar100")
+    assert cifar["rows"][0]["cells"]["DKD"]["values"] == [71.0, 72.0, 73.0]
+
+
+def test_top5_reads_the_top5_values(runs):
+    table = _cifar(build_tables(load_results([str(runs)]), topk=5))
+    assert table.rows[0].cells["DKD"].mean == pytest.approx(92.0)
+    assert table.rows[0].cells["DKD"].paper is None  # the paper gives top-5 only for ImageNet
+    assert paper_value("imagenet", "ResNet34", "ResNet18", "DDKD", topk=5) == pytest.approx(90.82)
+
+
+def test_cli(runs, capsys):
+    assert table_main([str(runs), "--format", "csv", "--metric", "last"]) == 0
+    out = capsys.readouterr().out
+    assert "res56_res20" in out and "71.5000" in out
+    assert table_main([str(runs / "nowhere")]) == 2
