@@ -10,23 +10,11 @@ import torch
 
 from mdistiller_ddkd.engine.cfg import load_config
 from tests.conftest import REPO_ROOT, run_cli, write_teacher_checkpoint
+from tests.conftest import CIFAR_PAIRS as PAIRS
 
 TRAIN = os.path.join(REPO_ROOT, "tools", "train.py")
 CONFIGS = os.path.join(REPO_ROOT, "configs", "cifar100")
 
-PAIRS = {
-    "res32x4_res8x4": ("resnet32x4", "resnet8x4"),
-    "res56_res20": ("resnet56", "resnet20"),
-    "res110_res32": ("resnet110", "resnet32"),
-    "vgg13_vgg8": ("vgg13", "vgg8"),
-    "wrn40_2_wrn_16_2": ("wrn_40_2", "wrn_16_2"),
-    "wrn40_2_wrn_40_1": ("wrn_40_2", "wrn_40_1"),
-    "res32x4_shuv1": ("resnet32x4", "ShuffleV1"),
-    "res32x4_shuv2": ("resnet32x4", "ShuffleV2"),
-    "res50_mv2": ("ResNet50", "MobileNetV2"),
-    "vgg13_mv2": ("vgg13", "MobileNetV2"),
-    "wrn40_2_shuv1": ("wrn_40_2", "ShuffleV1"),
-}
 METHODS = ["kd", "dkd", "fitnet", "vid", "rkd", "pkt", "crd", "dist"]
 DKD_BETA = {"res56_res20": 2.0, "res110_res32": 2.0, "vgg13_vgg8": 6.0, "vgg13_mv2": 6.0,
             "wrn40_2_wrn_16_2": 6.0, "wrn40_2_wrn_40_1": 6.0}

@@ -11,20 +11,8 @@ import torch
 
 from mdistiller_ddkd.distillers import distiller_dict
 from mdistiller_ddkd.engine.cfg import CFG
+from tests.conftest import CIFAR_PAIRS as PAIRS
 
-PAIRS = {
-    "res32x4_res8x4": ("resnet32x4", "resnet8x4"),
-    "res56_res20": ("resnet56", "resnet20"),
-    "res110_res32": ("resnet110", "resnet32"),
-    "vgg13_vgg8": ("vgg13", "vgg8"),
-    "wrn40_2_wrn_16_2": ("wrn_40_2", "wrn_16_2"),
-    "wrn40_2_wrn_40_1": ("wrn_40_2", "wrn_40_1"),
-    "res32x4_shuv1": ("resnet32x4", "ShuffleV1"),
-    "res32x4_shuv2": ("resnet32x4", "ShuffleV2"),
-    "res50_mv2": ("ResNet50", "MobileNetV2"),
-    "vgg13_mv2": ("vgg13", "MobileNetV2"),
-    "wrn40_2_shuv1": ("wrn_40_2", "ShuffleV1"),
-}
 METHODS = ["KD", "DKD", "FITNET", "VID", "RKD", "PKT", "CRD", "DIST"]
 CRD_K, CRD_NUM_DATA = 8, 40
 
