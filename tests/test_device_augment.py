@@ -27,13 +27,14 @@ def test_crop_offsets_and_flips_have_the_torchvision_distribution():
     assert len({tuple(o) for o in offsets.tolist()}) == 81
 
 
-def test_crop_equals_torchvision_pad_crop_flip():
+@pytest.mark.parametrize("fill", [0, 128])
+def test_crop_equals_torchvision_pad_crop_flip(fill):
     rng = np.random.default_rng(0)
     images = torch.from_numpy(rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8))
-    cropped, offsets, flipped = random_crop_flip(images, 4, torch.Generator().manual_seed(1))
+    cropped, offsets, flipped = random_crop_flip(images, 4, torch.Generator().manual_seed(1), fill=fill)
     for i in range(len(images)):
         pil = Image.fromarray(images[i].numpy())
-        ref = TF.crop(TF.pad(pil, 4), int(offsets[i, 0]), int(offsets[i, 1]), 32, 32)
+        ref = TF.crop(TF.pad(pil, 4, fill=fill), int(offsets[i, 0]), int(offsets[i, 1]), 32, 32)
         if flipped[i]:
             ref = TF.hflip(ref)
         assert np.array_equal(np.asarray(ref), cropped[i].numpy())
@@ -97,3 +98,14 @@ def test_training_with_gpu_augment_on_cpu(tiny_cifar_root, tmp_path):
     assert type(trainer.train_loader).__name__ == "DeviceAugmentLoader"
     results = trainer.fit()
     assert results["finished"] and np.isfinite(results["history"][0]["train_loss"])
+
+
+def test_gpu_augment_pads_with_the_datasets_fill():
+    """The synthetic data pads with its grey background in both paths (CIFAR: black in both)."""
+    from mdistiller_ddkd.dataset import get_dataset
+    from mdistiller_ddkd.engine.cfg import load_config
+
+    cfg = load_config(None, ["DATASET.TYPE", "synthetic", "DATASET.GPU_AUGMENT", "True",
+                             "DATASET.SYNTHETIC.TRAIN_PER_CLASS", "4", "DATASET.SYNTHETIC.TEST_PER_CLASS", "2"])
+    train_loader, _, _, _ = get_dataset(cfg)
+    assert train_loader.pad_fill == 128

@@ -81,7 +81,7 @@ def get_dataset(cfg, device: Optional[torch.device] = None):
         mean, std = splits.mean_std
         train_loader = DeviceAugmentLoader(
             splits.train_uint8, splits.train_targets, batch_size, mean, std,
-            device or torch.device("cpu"), seed=seed, rank=rank, world_size=world_size,
+            device or torch.device("cpu"), seed=seed, rank=rank, world_size=world_size, pad_fill=splits.pad_fill,
         )
     else:
         train_set = splits.train

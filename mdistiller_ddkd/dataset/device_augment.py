@@ -1,5 +1,5 @@
 """The fast CIFAR path (``DATASET.GPU_AUGMENT``): the whole train set as one uint8 tensor on the device,
-random crop with 4-pixel zero padding and horizontal flip done per batch on the device.
+random crop with 4-pixel padding (zeros, or the dataset's ``pad_fill``) and horizontal flip done per batch on the device.
 
 It draws from the same distribution as ``RandomCrop(32, padding=4)`` + ``RandomHorizontalFlip()``: crop
 offsets uniform on {0..8}² of the padded image, flip with probability 1/2. Shuffling is a fresh
@@ -16,15 +16,16 @@ import torch.nn.functional as F
 
 
 def random_crop_flip(
-    images_nhwc: torch.Tensor, padding: int, generator: Optional[torch.Generator] = None
+    images_nhwc: torch.Tensor, padding: int, generator: Optional[torch.Generator] = None, fill: int = 0
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Crop+flip a uint8 batch (B,H,W,C); returns (cropped (B,H,W,C), offsets (B,2), flipped (B,) bool).
+    """Crop+flip a uint8 batch (B,H,W,C) padded with ``fill``; returns (cropped (B,H,W,C), offsets (B,2),
+    flipped (B,) bool).
 
     Random numbers are drawn on the generator's device (CPU by default) and moved to the images' device.
     """
     b, h, w, _ = images_nhwc.shape
     device = images_nhwc.device
-    padded = F.pad(images_nhwc, (0, 0, padding, padding, padding, padding))
+    padded = F.pad(images_nhwc, (0, 0, padding, padding, padding, padding), value=fill)
     offsets = torch.randint(0, 2 * padding + 1, (b, 2), generator=generator).to(device)
     flipped = (torch.rand(b, generator=generator) < 0.5).to(device)
     rows = offsets[:, 0:1] + torch.arange(h, device=device)
@@ -50,6 +51,7 @@ class DeviceAugmentLoader:
         rank: int = 0,
         world_size: int = 1,
         padding: int = 4,
+        pad_fill: int = 0,
     ) -> None:
         self.images = images_nhwc.to(device)
         self.targets = torch.as_tensor(list(targets), dtype=torch.long, device=device)
@@ -61,6 +63,7 @@ class DeviceAugmentLoader:
         self.rank = rank
         self.world_size = world_size
         self.padding = padding
+        self.pad_fill = pad_fill
         self.epoch = 0
         self.dataset = self.images  # len(loader.dataset) as for a DataLoader
         self.channels_last = False
@@ -85,7 +88,7 @@ class DeviceAugmentLoader:
         g = torch.Generator().manual_seed(self.seed * 7919 + self.epoch * 31 + self.rank)
         for start in range(0, len(indices), self.batch_size):
             idx = indices[start:start + self.batch_size].to(self.device)
-            cropped, _, _ = random_crop_flip(self.images[idx], self.padding, generator=g)
+            cropped, _, _ = random_crop_flip(self.images[idx], self.padding, generator=g, fill=self.pad_fill)
             memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
             image = cropped.permute(0, 3, 1, 2).float().sub_(self.mean).div_(self.std)
             yield image.contiguous(memory_format=memory_format), self.targets[idx], idx

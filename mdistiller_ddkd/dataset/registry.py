@@ -25,6 +25,8 @@ class DatasetSplits:
     train_uint8: Optional[torch.Tensor] = None
     #: normalisation of the raw images (mean, std per channel), for the on-device path
     mean_std: Optional[tuple] = None
+    #: the value RandomCrop pads with (0 = black, as CIFAR's transform); the on-device path uses it too
+    pad_fill: int = 0
 
 
 DATASET_BUILDERS: Dict[str, Callable[..., DatasetSplits]] = {}

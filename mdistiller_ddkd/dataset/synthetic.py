@@ -12,7 +12,7 @@ pixel noise and the distractor (a third texture, which also makes the teacher's 
 Train transform: CIFAR's RandomCrop(32, padding=4) + horizontal flip + normalisation with the data's own
 mean/std (flips keep the vertical relation, so labels stay valid); the padding is the grey background,
 not black: black borders on these low-contrast scenes stall training for many epochs.
-(``DATASET.GPU_AUGMENT`` pads with black; the demo configs leave it off.)
+(``DATASET.GPU_AUGMENT`` pads with the same grey, via ``DatasetSplits.pad_fill``.)
 """
 
 from __future__ import annotations
@@ -176,4 +176,5 @@ def build_synthetic(cfg) -> DatasetSplits:
         train_targets=list(train.targets),
         train_uint8=torch.from_numpy(train_x),
         mean_std=(mean, std),
+        pad_fill=BACKGROUND,
     )
