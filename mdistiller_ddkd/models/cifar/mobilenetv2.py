@@ -3,10 +3,11 @@ half-width model (width 0.5, expansion T=6), a.k.a. ``mobile_half``."""
 
 from __future__ import annotations
 
-import math
 from typing import Dict, List, Tuple
 
 from torch import Tensor, nn
+
+from .init import init_fan_out_normal
 
 __all__ = ["MobileNetV2Net", "mobilenetv2_T_w", "mobile_half", "MobileNetV2"]
 
@@ -100,21 +101,7 @@ class MobileNetV2Net(nn.Module):
             int(96 * width_mult),
             int(320 * width_mult),
         ]
-        self._initialize_weights()
-
-    def _initialize_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
-                m.weight.data.normal_(0, math.sqrt(2.0 / n))
-                if m.bias is not None:
-                    m.bias.data.zero_()
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.data.fill_(1)
-                m.bias.data.zero_()
-            elif isinstance(m, nn.Linear):
-                m.weight.data.normal_(0, 0.01)
-                m.bias.data.zero_()
+        init_fan_out_normal(self)
 
     def get_feat_modules(self) -> nn.ModuleList:
         """The stem and the block stages, in order."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Dict, List, Tuple
 
-import math
-
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .init import init_fan_out_normal
 
 __all__ = ["VGG", "vgg8", "vgg11", "vgg13", "vgg16", "vgg19"]
 
@@ -55,21 +55,7 @@ class VGG(nn.Module):
         self.pool4 = nn.AdaptiveAvgPool2d((1, 1))
         self.classifier = nn.Linear(512, num_classes)
         self.stage_channels = [c[-1] for c in cfg]
-        self._initialize_weights()
-
-    def _initialize_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
-                m.weight.data.normal_(0, math.sqrt(2.0 / n))
-                if m.bias is not None:
-                    m.bias.data.zero_()
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.data.fill_(1)
-                m.bias.data.zero_()
-            elif isinstance(m, nn.Linear):
-                m.weight.data.normal_(0, 0.01)
-                m.bias.data.zero_()
+        init_fan_out_normal(self)
 
     def get_feat_modules(self) -> nn.ModuleList:
         """Stages and pools in forward order."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Dict, List, Tuple
 
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .init import init_fan_out_normal
 
 __all__ = ["WideResNet", "wrn_16_1", "wrn_16_2", "wrn_40_1", "wrn_40_2"]
 
@@ -82,15 +83,7 @@ class WideResNet(nn.Module):
         self.nChannels = n_channels[3]
         self.stage_channels = n_channels
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                fan = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
-                m.weight.data.normal_(0, math.sqrt(2.0 / fan))
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.data.fill_(1)
-                m.bias.data.zero_()
-            elif isinstance(m, nn.Linear):
-                m.bias.data.zero_()
+        init_fan_out_normal(self, linear_std=None)
 
     def get_feat_modules(self) -> nn.ModuleList:
         """The stem and the three stages, in order."""
