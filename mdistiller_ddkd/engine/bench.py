@@ -39,7 +39,8 @@ def _current_rss_bytes() -> Optional[int]:
         return None
 
 
-def _peak_rss_bytes() -> int:
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far, in bytes."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
 
@@ -178,7 +179,7 @@ def measure_memory(
     _sync(dev)
     if dev.type == "cuda":
         return torch.cuda.max_memory_allocated(dev) - base, "cuda max_memory_allocated delta"
-    return _peak_rss_bytes() - base, "peak RSS delta (ru_maxrss - RSS before step 1)"
+    return peak_rss_bytes() - base, "peak RSS delta (ru_maxrss - RSS before step 1)"
 
 
 def run_benchmark(

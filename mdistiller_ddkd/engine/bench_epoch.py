@@ -16,7 +16,6 @@ import argparse
 import itertools
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -24,11 +23,14 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from .bench import peak_rss_bytes
+
 
 def _peak_memory_bytes(device: torch.device) -> int:
+    """CUDA: ``max_memory_allocated``; CPU: the process's peak resident set size."""
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # process peak RSS (Linux: KiB)
+    return peak_rss_bytes()
 
 
 def measure_epoch(
