@@ -67,7 +67,7 @@ def test_unknown_method_lists_valid_ones():
 
 
 def test_unknown_model_lists_valid_ones():
-    from mdistiller_ddkd.engine.build import build_model
+    from mdistiller_ddkd.models import get_model as build_model
 
     with pytest.raises(KeyError, match="valid: .*resnet8x4"):
         build_model("resnet9000", "cifar100", 100)

@@ -68,7 +68,7 @@ def test_registered_with_config_nodes_and_defaults():
     c = CFG.DDKD
     assert (c.CE_WEIGHT, c.DIFF_WEIGHT, c.AE_WEIGHT, c.KD_WEIGHT, c.FEAT_WEIGHT) == (1.0, 1.0, 1.0, 1.0, 1.0)
     assert (c.USE_AE, c.AE_CHANNELS, c.INFERENCE_STEPS, c.TRAIN_TIMESTEPS) == (True, 0, 5, 1000)
-    assert (c.LOGIT_LOSS, c.KL_T, c.FEAT_ALIGN, list(c.INPUT_SIZE)) == ("dkd", 1.0, "pool", [32, 32])
+    assert (c.LOGIT_LOSS, c.KL_T, c.FEAT_ALIGN) == ("dkd", 1.0, "pool")
     assert c.DENOISE_FEATS and c.DENOISE_LOGITS and c.ADAPTIVE_NOISE
     assert (c.DKD.ALPHA, c.DKD.BETA, c.DKD.T, c.DKD.WARMUP) == (1.0, 8.0, 4.0, 20)
     # DIFFKD's node differs from DDKD's only in the logit loss

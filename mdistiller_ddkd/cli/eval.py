@@ -10,6 +10,7 @@ import json
 import sys
 from typing import List, Optional
 
+from ..plugins import add_plugins_argument, plugins_from_args
 from .train import USER_ERRORS
 
 
@@ -19,8 +20,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-c", "--ckpt", default="",
                         help="checkpoint ({'model': state_dict} or a bare state dict); default: the model's "
                         "mdistiller teacher checkpoint (CIFAR) or torchvision's pretrained weights (ImageNet)")
-    parser.add_argument("-d", "--dataset", default="cifar100", choices=["cifar100", "imagenet", "synthetic"])
+    parser.add_argument("-d", "--dataset", default="cifar100",
+                        help="a registered DATASET.TYPE: cifar100, imagenet, synthetic, or a plugin's")
     parser.add_argument("-bs", "--batch-size", type=int, default=64)
+    add_plugins_argument(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides (DATASET.ROOT ...)")
     return parser
 
@@ -31,22 +34,18 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from ..dataset.registry import build_splits
     from ..distillers import Vanilla
-    from ..engine.build import build_model, teacher_checkpoint_path
+    from ..engine.build import build_teacher, teacher_checkpoint_path
     from ..engine.cfg import load_config
-    from ..engine.checkpoint import load_model_weights
-    from ..engine.device import select_device
+    from ..engine.distributed import select_device
     from ..engine.trainer import evaluate
 
     try:
+        plugins_from_args(args)
         cfg = load_config(None, ["DATASET.TYPE", args.dataset, "DATASET.TEST.BATCH_SIZE", str(args.batch_size),
                                  "DISTILLER.TEACHER", args.model, "DISTILLER.TEACHER_CKPT", args.ckpt, *args.opts])
         splits = build_splits(cfg)
         path = teacher_checkpoint_path(cfg)
-        if path is None and cfg.DATASET.TYPE != "imagenet":
-            raise FileNotFoundError(f"no checkpoint for {args.model}: pass -c CKPT")
-        model = build_model(args.model, cfg.DATASET.TYPE, splits.num_classes, pretrained=path is None)
-        if path is not None:
-            load_model_weights(model, path, what=args.model)
+        model = build_teacher(cfg, splits.num_classes, allow_download=False)
         device = select_device(cfg.SOLVER.DEVICE)
         loader = torch.utils.data.DataLoader(splits.test, batch_size=cfg.DATASET.TEST.BATCH_SIZE,
                                              num_workers=cfg.DATASET.NUM_WORKERS)

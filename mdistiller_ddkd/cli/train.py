@@ -11,6 +11,7 @@ import sys
 from typing import List, Optional
 
 from ..engine.checkpoint import CheckpointMismatchError
+from ..plugins import PluginError, add_plugins_argument, plugins_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,12 +23,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cfg", type=str, help="config file (a path, or a packaged configs/... name)")
     parser.add_argument("--resume", action="store_true", help="continue the run in the output folder from `latest`")
     parser.add_argument("--list-configs", action="store_true", help="print the packaged config files and exit")
+    add_plugins_argument(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     return parser
 
 
 #: the errors a user can fix; they are reported as one message, without a traceback
-USER_ERRORS = (FileNotFoundError, FileExistsError, KeyError, ValueError, CheckpointMismatchError)
+USER_ERRORS = (FileNotFoundError, FileExistsError, KeyError, ValueError, CheckpointMismatchError, PluginError)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -45,6 +47,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ..engine.trainer import NonFiniteLossError, train
 
     try:
+        plugins_from_args(args)
         cfg = load_config(args.cfg, args.opts)
         results = train(cfg, resume=args.resume)
     except NonFiniteLossError as err:

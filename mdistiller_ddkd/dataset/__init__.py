@@ -2,20 +2,25 @@
 
 ``get_dataset(cfg)`` returns ``(train_loader, val_loader, num_data, num_classes)``; train batches are
 ``(image, target, index)`` (CRD: ``(image, target, index, contrastive_index)``), test batches
-``(image, target)``. Under torch.distributed each rank gets its share of both sets.
+``(image, target)``. Under torch.distributed each rank gets its share of both sets. A method that needs
+more per sample (CRD's negatives) passes ``wrap_train_set``; this package knows nothing of the methods.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Iterator, Optional, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
-from .registry import DATASET_BUILDERS, DatasetSplits, build_splits, register_dataset
+from .registry import (DATASETS, CropFlip, DatasetInfo, DatasetSplits, build_splits, dataset_info,
+                       register_dataset, registered_datasets)
+
+#: a method's train-set wrapper: ``wrap(splits, cfg) -> Dataset`` (None: the dataset's own train set)
+TrainSetWrapper = Callable[[DatasetSplits, object], Dataset]
 
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     if _module not in {"registry", "common", "cifar_format", "device_augment"} and not _module.startswith("_"):
@@ -41,12 +46,6 @@ def _dist_info() -> Tuple[int, int]:
     return 0, 1
 
 
-def _train_batch_layout(cfg) -> str:
-    from ..distillers import get_distiller_class
-
-    return get_distiller_class(cfg.DISTILLER.TYPE).train_batch_layout
-
-
 def per_rank_batch_size(global_batch_size: int, world_size: int) -> int:
     """``SOLVER.BATCH_SIZE`` is the global batch (as with mdistiller's DataParallel): each of the
     ``world_size`` processes takes an equal share, so a config trains the same recipe on any GPU count."""
@@ -56,24 +55,24 @@ def per_rank_batch_size(global_batch_size: int, world_size: int) -> int:
     return global_batch_size // world_size
 
 
-def get_dataset(cfg, device: Optional[torch.device] = None):
-    """``(train_loader, val_loader, num_data, num_classes)`` for ``cfg.DATASET`` and the method's layout.
+def get_dataset(cfg, device: Optional[torch.device] = None, wrap_train_set: Optional[TrainSetWrapper] = None):
+    """``(train_loader, val_loader, num_data, num_classes)`` for ``cfg.DATASET``.
 
-    ``device`` is needed only for ``DATASET.GPU_AUGMENT`` (the train set then lives on it). Batch sizes
-    in the config are global; under torch.distributed each rank loads its share.
+    ``device`` is needed only for ``DATASET.GPU_AUGMENT`` (the train set then lives on it);
+    ``wrap_train_set`` is the method's train-set wrapper (``Distiller.wrap_train_set``), if any. Batch
+    sizes in the config are global; under torch.distributed each rank loads its share.
     """
     splits: DatasetSplits = build_splits(cfg)
     rank, world_size = _dist_info()
     batch_size = per_rank_batch_size(cfg.SOLVER.BATCH_SIZE, world_size)
     test_batch_size = max(1, -(-cfg.DATASET.TEST.BATCH_SIZE // world_size))
-    layout = _train_batch_layout(cfg)
     num_data = len(splits.train)
     seed = cfg.EXPERIMENT.SEED
 
     if cfg.DATASET.GPU_AUGMENT:
-        if layout != "default":
-            raise ValueError(f"DATASET.GPU_AUGMENT does not support the {layout!r} batch layout "
-                             f"({cfg.DISTILLER.TYPE}); set DATASET.GPU_AUGMENT False")
+        if wrap_train_set is not None:
+            raise ValueError(f"DATASET.GPU_AUGMENT cannot serve {cfg.DISTILLER.TYPE}, whose train batches carry "
+                             f"per-sample extras from a dataset wrapper; set DATASET.GPU_AUGMENT False")
         if splits.train_uint8 is None:
             raise ValueError(f"DATASET.GPU_AUGMENT is not available for DATASET.TYPE {cfg.DATASET.TYPE}")
         from .device_augment import DeviceAugmentLoader
@@ -81,16 +80,10 @@ def get_dataset(cfg, device: Optional[torch.device] = None):
         mean, std = splits.mean_std
         train_loader = DeviceAugmentLoader(
             splits.train_uint8, splits.train_targets, batch_size, mean, std,
-            device or torch.device("cpu"), seed=seed, rank=rank, world_size=world_size, pad_fill=splits.pad_fill,
+            device or torch.device("cpu"), seed=seed, rank=rank, world_size=world_size, augment=splits.augment,
         )
     else:
-        train_set = splits.train
-        if layout == "crd":
-            from .crd import ContrastiveDataset
-
-            train_set = ContrastiveDataset(
-                splits.train, splits.train_targets, splits.num_classes, cfg.CRD.NCE.K, cfg.CRD.MODE
-            )
+        train_set = splits.train if wrap_train_set is None else wrap_train_set(splits, cfg)
         generator = torch.Generator().manual_seed(seed)
         if world_size > 1:
             sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
@@ -114,4 +107,5 @@ def get_dataset(cfg, device: Optional[torch.device] = None):
     return train_loader, val_loader, num_data, splits.num_classes
 
 
-__all__ = ["DATASET_BUILDERS", "DatasetSplits", "ShardSampler", "get_dataset", "per_rank_batch_size", "register_dataset"]
+__all__ = ["DATASETS", "CropFlip", "DatasetInfo", "DatasetSplits", "ShardSampler", "TrainSetWrapper", "dataset_info",
+           "get_dataset", "per_rank_batch_size", "register_dataset", "registered_datasets"]

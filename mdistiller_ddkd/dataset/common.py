@@ -7,6 +7,8 @@ from typing import Tuple
 from torch.utils.data import Dataset
 from torchvision import transforms
 
+from .registry import CropFlip
+
 CIFAR100_MEAN: Tuple[float, float, float] = (0.5071, 0.4867, 0.4408)
 CIFAR100_STD: Tuple[float, float, float] = (0.2675, 0.2565, 0.2761)
 
@@ -25,16 +27,18 @@ class WithIndex(Dataset):
         return image, target, index
 
 
+def crop_flip_transform(augment: CropFlip, size: int, mean, std) -> transforms.Compose:
+    """The DataLoader form of ``augment`` (the on-device path draws from the same distribution):
+    RandomCrop(size, padding, fill), RandomHorizontalFlip when ``augment.hflip``, ToTensor, Normalize."""
+    steps = [transforms.RandomCrop(size, padding=augment.padding, fill=(augment.fill,) * 3 if augment.fill else 0)]
+    if augment.hflip:
+        steps.append(transforms.RandomHorizontalFlip())
+    return transforms.Compose(steps + [transforms.ToTensor(), transforms.Normalize(mean, std)])
+
+
 def cifar_train_transform(mean=CIFAR100_MEAN, std=CIFAR100_STD) -> transforms.Compose:
     """RandomCrop(32, padding=4), RandomHorizontalFlip, ToTensor, Normalize — as mdistiller."""
-    return transforms.Compose(
-        [
-            transforms.RandomCrop(32, padding=4),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            transforms.Normalize(mean, std),
-        ]
-    )
+    return crop_flip_transform(CropFlip(), 32, mean, std)
 
 
 def cifar_test_transform(mean=CIFAR100_MEAN, std=CIFAR100_STD) -> transforms.Compose:

@@ -1,8 +1,10 @@
 """The fast CIFAR path (``DATASET.GPU_AUGMENT``): the whole train set as one uint8 tensor on the device,
-random crop with 4-pixel padding (zeros, or the dataset's ``pad_fill``) and horizontal flip done per batch on the device.
+random crop and horizontal flip done per batch on the device, as the dataset's ``CropFlip`` says (padding,
+fill, whether to flip).
 
-It draws from the same distribution as ``RandomCrop(32, padding=4)`` + ``RandomHorizontalFlip()``: crop
-offsets uniform on {0..8}² of the padded image, flip with probability 1/2. Shuffling is a fresh
+It draws from the same distribution as ``RandomCrop(size, padding, fill)`` + ``RandomHorizontalFlip()``:
+crop offsets uniform on {0..2·padding}² of the padded image, flip with probability 1/2 (never when the
+dataset's ``hflip`` is False). Shuffling is a fresh
 permutation per epoch (seeded), and each epoch visits every sample once (DDP: each rank its share).
 """
 
@@ -14,9 +16,12 @@ from typing import Iterator, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from .registry import CropFlip
+
 
 def random_crop_flip(
-    images_nhwc: torch.Tensor, padding: int, generator: Optional[torch.Generator] = None, fill: int = 0
+    images_nhwc: torch.Tensor, padding: int, generator: Optional[torch.Generator] = None, fill: int = 0,
+    hflip: bool = True,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Crop+flip a uint8 batch (B,H,W,C) padded with ``fill``; returns (cropped (B,H,W,C), offsets (B,2),
     flipped (B,) bool).
@@ -27,7 +32,7 @@ def random_crop_flip(
     device = images_nhwc.device
     padded = F.pad(images_nhwc, (0, 0, padding, padding, padding, padding), value=fill)
     offsets = torch.randint(0, 2 * padding + 1, (b, 2), generator=generator).to(device)
-    flipped = (torch.rand(b, generator=generator) < 0.5).to(device)
+    flipped = (torch.rand(b, generator=generator) < 0.5).to(device) & hflip
     rows = offsets[:, 0:1] + torch.arange(h, device=device)
     steps = torch.arange(w, device=device)
     cols = offsets[:, 1:2] + torch.where(flipped[:, None], (w - 1) - steps, steps)
@@ -50,8 +55,7 @@ class DeviceAugmentLoader:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
-        padding: int = 4,
-        pad_fill: int = 0,
+        augment: CropFlip = CropFlip(),
     ) -> None:
         self.images = images_nhwc.to(device)
         self.targets = torch.as_tensor(list(targets), dtype=torch.long, device=device)
@@ -62,11 +66,14 @@ class DeviceAugmentLoader:
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
-        self.padding = padding
-        self.pad_fill = pad_fill
+        self.augment = augment
         self.epoch = 0
         self.dataset = self.images  # len(loader.dataset) as for a DataLoader
         self.channels_last = False
+
+    @property
+    def pad_fill(self) -> int:
+        return self.augment.fill
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -88,7 +95,8 @@ class DeviceAugmentLoader:
         g = torch.Generator().manual_seed(self.seed * 7919 + self.epoch * 31 + self.rank)
         for start in range(0, len(indices), self.batch_size):
             idx = indices[start:start + self.batch_size].to(self.device)
-            cropped, _, _ = random_crop_flip(self.images[idx], self.padding, generator=g, fill=self.pad_fill)
+            cropped, _, _ = random_crop_flip(self.images[idx], self.augment.padding, generator=g,
+                                            fill=self.augment.fill, hflip=self.augment.hflip)
             memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
             image = cropped.permute(0, 3, 1, 2).float().sub_(self.mean).div_(self.std)
             yield image.contiguous(memory_format=memory_format), self.targets[idx], idx

@@ -12,7 +12,7 @@ pixel noise and the distractor (a third texture, which also makes the teacher's 
 Train transform: CIFAR's RandomCrop(32, padding=4) + horizontal flip + normalisation with the data's own
 mean/std (flips keep the vertical relation, so labels stay valid); the padding is the grey background,
 not black: black borders on these low-contrast scenes stall training for many epochs.
-(``DATASET.GPU_AUGMENT`` pads with the same grey, via ``DatasetSplits.pad_fill``.)
+(``DATASET.GPU_AUGMENT`` pads with the same grey, via ``DatasetSplits.augment``.)
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
+from yacs.config import CfgNode as CN
 
-from torchvision import transforms
-
-from .common import WithIndex, cifar_test_transform
-from .registry import DatasetSplits, register_dataset
+from .common import WithIndex, cifar_test_transform, crop_flip_transform
+from .registry import CropFlip, DatasetSplits, register_dataset
 
 IMAGE_SIZE = 32
 PATCH = 10  #: side of a texture patch
@@ -143,14 +142,13 @@ class UInt8ImageDataset(Dataset):
         return image, self.targets[index]
 
 
-def synthetic_train_transform(mean, std) -> transforms.Compose:
+#: CIFAR's train augmentation, padding with the grey background instead of black
+AUGMENT = CropFlip(padding=4, fill=BACKGROUND, hflip=True)
+
+
+def synthetic_train_transform(mean, std):
     """CIFAR's train transform, padding with the grey background instead of black."""
-    return transforms.Compose([
-        transforms.RandomCrop(IMAGE_SIZE, padding=4, fill=(BACKGROUND,) * 3),
-        transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(),
-        transforms.Normalize(mean, std),
-    ])
+    return crop_flip_transform(AUGMENT, IMAGE_SIZE, mean, std)
 
 
 def channel_mean_std(images: np.ndarray) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
@@ -159,7 +157,16 @@ def channel_mean_std(images: np.ndarray) -> Tuple[Tuple[float, ...], Tuple[float
     return tuple(round(float(v), 4) for v in x.mean(0)), tuple(round(float(v), 4) for v in x.std(0))
 
 
-@register_dataset("synthetic")
+def _synthetic_config() -> CN:
+    node = CN()
+    node.NUM_CLASSES = 10
+    node.TRAIN_PER_CLASS = 200
+    node.TEST_PER_CLASS = 50
+    node.SEED = 0
+    return node
+
+
+@register_dataset("synthetic", model_zoo="cifar", input_size=(IMAGE_SIZE, IMAGE_SIZE), config=_synthetic_config())
 def build_synthetic(cfg) -> DatasetSplits:
     """The synthetic splits for ``cfg.DATASET.SYNTHETIC`` (NUM_CLASSES, TRAIN_PER_CLASS, TEST_PER_CLASS, SEED)."""
     node = cfg.DATASET.SYNTHETIC
@@ -176,5 +183,5 @@ def build_synthetic(cfg) -> DatasetSplits:
         train_targets=list(train.targets),
         train_uint8=torch.from_numpy(train_x),
         mean_std=(mean, std),
-        pad_fill=BACKGROUND,
+        augment=AUGMENT,
     )

@@ -8,9 +8,9 @@ from typing import Tuple
 import torch
 from torch import nn
 
-from ..losses.diffusion import noise_prediction_loss
 from .blocks import PointwiseConv2d, channels_last, conv1x1_bn, layout_like
 from .noise_adapter import build_noise_adapter
+from .objective import noise_prediction_loss
 from .noise_net import TIME_EMBEDDING_SIZE, build_noise_net
 from .sampler import DDIMSampler
 from .schedule import LinearNoiseSchedule

@@ -11,20 +11,28 @@ DEFAULT_BETA_START = 1e-4
 DEFAULT_BETA_END = 0.02
 
 
+def linear_betas(
+    num_timesteps: int = DEFAULT_TRAIN_TIMESTEPS,
+    beta_start: float = DEFAULT_BETA_START,
+    beta_end: float = DEFAULT_BETA_END,
+) -> torch.Tensor:
+    """``β_t`` linear from ``beta_start`` to ``beta_end`` over ``num_timesteps`` steps (float64, CPU)."""
+    if num_timesteps < 1:
+        raise ValueError(f"num_timesteps must be >= 1, got {num_timesteps}")
+    return torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64)
+
+
 def linear_alphas_cumprod(
     num_timesteps: int = DEFAULT_TRAIN_TIMESTEPS,
     beta_start: float = DEFAULT_BETA_START,
     beta_end: float = DEFAULT_BETA_END,
 ) -> torch.Tensor:
-    """``ᾱ_t = ∏_{s<=t} (1 - β_s)`` for β linear from ``beta_start`` to ``beta_end`` (float64, CPU)."""
-    if num_timesteps < 1:
-        raise ValueError(f"num_timesteps must be >= 1, got {num_timesteps}")
-    betas = torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64)
-    return torch.cumprod(1.0 - betas, dim=0)
+    """``ᾱ_t = ∏_{s<=t} (1 - β_s)`` for the linear ``β`` of :func:`linear_betas` (float64, CPU)."""
+    return torch.cumprod(1.0 - linear_betas(num_timesteps, beta_start, beta_end), dim=0)
 
 
 class LinearNoiseSchedule(nn.Module):
-    """Holds ``β_t``, ``ᾱ_t``, ``√ᾱ_t`` and ``√(1-ᾱ_t)`` as float32 buffers (not saved in checkpoints:
+    """Holds ``ᾱ_t``, ``√ᾱ_t`` and ``√(1-ᾱ_t)`` as float32 buffers (not saved in checkpoints:
     they are derived constants) and noises clean samples: ``y_t = √ᾱ_t·y_0 + √(1-ᾱ_t)·ε``."""
 
     def __init__(
@@ -36,8 +44,6 @@ class LinearNoiseSchedule(nn.Module):
         super().__init__()
         self.num_timesteps = int(num_timesteps)
         alphas_cumprod = linear_alphas_cumprod(num_timesteps, beta_start, beta_end)
-        betas = torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64)
-        self.register_buffer("betas", betas.float(), persistent=False)
         self.register_buffer("alphas_cumprod", alphas_cumprod.float(), persistent=False)
         self.register_buffer("sqrt_alphas_cumprod", alphas_cumprod.sqrt().float(), persistent=False)
         self.register_buffer("sqrt_one_minus_alphas_cumprod", (1.0 - alphas_cumprod).sqrt().float(), persistent=False)

@@ -3,10 +3,40 @@ parameters) plus the few hooks the single trainer uses."""
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
+
+
+def probe_input_size(cfg) -> Tuple[int, int]:
+    """(H, W) of the images of ``cfg.DATASET.TYPE``, as its dataset registered it: the size of the dummy
+    image with which methods read their models' feature shapes at build time."""
+    from ..dataset.registry import dataset_info
+
+    return tuple(dataset_info(cfg.DATASET.TYPE).input_size)
+
+
+@torch.no_grad()
+def probe_features(model: nn.Module, input_size: Sequence[int]) -> Tuple[torch.Tensor, Dict]:
+    """``(logits, feats)`` of ``model`` for one zero image of ``input_size`` (H, W) in eval mode, without a
+    graph: how methods read channel counts and spatial sizes at construction (as mdistiller's
+    ``get_feat_shapes``). The model's train/eval mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        ref = next(model.parameters())
+        x = torch.zeros(1, 3, int(input_size[0]), int(input_size[1]), device=ref.device, dtype=ref.dtype)
+        return model(x)
+    finally:
+        model.train(was_training)
+
+
+#: train batch layouts: their item names, in order
+BATCH_LAYOUTS: Dict[str, Tuple[str, ...]] = {
+    "default": ("image", "target", "index"),
+    "crd": ("image", "target", "index", "contrastive_index"),
+}
 
 
 class Distiller(nn.Module):
@@ -20,8 +50,8 @@ class Distiller(nn.Module):
     """
 
     registry_name: str = ""
-    #: which train-set variant the method needs: "default" -> (image, target, index);
-    #: "crd" -> (image, target, index, contrastive_index)
+    #: the train batch a method receives, named in ``BATCH_LAYOUTS``; a method whose batches carry more
+    #: than the dataset's ``(image, target, index)`` also overrides ``wrap_train_set``
     train_batch_layout: str = "default"
     #: whether the method needs a teacher network (NONE does not)
     needs_teacher: bool = True
@@ -57,6 +87,17 @@ class Distiller(nn.Module):
         student_ids = {id(p) for p in self.student.parameters()}
         return sum(p.numel() for p in self.get_learnable_parameters() if id(p) not in student_ids)
 
+    @classmethod
+    def wrap_train_set(cls, splits, cfg):
+        """The train set this method trains on, given the dataset's ``DatasetSplits``; None (the default)
+        means the dataset's own. CRD adds each sample's contrastive indices here."""
+        return None
+
+    @classmethod
+    def train_batch_fields(cls) -> Tuple[str, ...]:
+        """Names of the items of a train batch, in order (the keyword arguments of ``forward_train``)."""
+        return BATCH_LAYOUTS[cls.train_batch_layout]
+
     def teacher_forward(self, image: torch.Tensor) -> Tuple[torch.Tensor, Dict]:
         """The teacher's ``(logits, feats)`` without building a graph."""
         if self.teacher is None:
@@ -74,6 +115,3 @@ class Distiller(nn.Module):
         if self.training:
             return self.forward_train(**kwargs)
         return self.forward_test(kwargs["image"])
-
-    def on_epoch_start(self, epoch: int) -> None:
-        """Hook called by the trainer before each epoch (1-based)."""

@@ -22,16 +22,13 @@ every rank keeps identical banks (DistributedSampler gives all ranks equal batch
 
 from __future__ import annotations
 
-from typing import Tuple
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from yacs.config import CfgNode as CN
 
 from ..losses.contrastive import contrast_scores, estimate_normalisation, momentum_update_, nce_loss
-from .base import Distiller
-from .fitnet import probe_features
+from .base import Distiller, probe_features, probe_input_size
 from .registry import register_distiller
 
 _C = CN()
@@ -60,10 +57,6 @@ class Embed(nn.Module):
         return F.normalize(self.linear(x.flatten(1)), p=2, dim=1)
 
 
-def _probe_input_size(cfg) -> Tuple[int, int]:
-    return (224, 224) if cfg.DATASET.TYPE == "imagenet" else (32, 32)
-
-
 def _all_gather(x: torch.Tensor) -> torch.Tensor:
     """Concatenation of ``x`` over all ranks (``x`` itself outside torch.distributed)."""
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
@@ -85,6 +78,13 @@ class CRD(Distiller):
 
     train_batch_layout = "crd"
 
+    @classmethod
+    def wrap_train_set(cls, splits, cfg):
+        """Train items gain ``contrastive_index``: the positive and ``CRD.NCE.K`` negatives (``CRD.MODE``)."""
+        from ..dataset.crd import ContrastiveDataset
+
+        return ContrastiveDataset(splits.train, splits.train_targets, splits.num_classes, cfg.CRD.NCE.K, cfg.CRD.MODE)
+
     def __init__(self, student: nn.Module, teacher: nn.Module, cfg, num_data: int) -> None:
         super().__init__(student, teacher)
         if cfg.CRD.MODE not in ("exact", "relax"):
@@ -98,9 +98,9 @@ class CRD(Distiller):
         self.momentum = float(cfg.CRD.NCE.MOMENTUM)
         self.num_data = int(num_data)
         dim = int(cfg.CRD.FEAT.DIM)
-        size = _probe_input_size(cfg)
-        s_dim = probe_features(student, size)["pooled_feat"].flatten(1).shape[1]
-        t_dim = probe_features(teacher, size)["pooled_feat"].flatten(1).shape[1]
+        size = probe_input_size(cfg)
+        s_dim = probe_features(student, size)[1]["pooled_feat"].flatten(1).shape[1]
+        t_dim = probe_features(teacher, size)[1]["pooled_feat"].flatten(1).shape[1]
         self.embed_s = Embed(s_dim, dim)
         self.embed_t = Embed(t_dim, dim)
         # memory banks: random unit rows; Z < 0 means "not estimated yet"

@@ -16,7 +16,7 @@ from yacs.config import CfgNode as CN
 from ..diffusion import DiffusionBranch, LinearAutoencoder
 from ..losses.logit import dkd_loss, kd_loss
 from ._feature_align import ALIGN_MODES, align_spatial
-from .base import Distiller
+from .base import Distiller, probe_features, probe_input_size
 from .dkd import warmup_factor
 from .registry import register_distiller
 
@@ -42,7 +42,6 @@ def diffusion_kd_config(logit_loss: str = "dkd") -> CN:
     c.DENOISE_FEATS = True
     c.DENOISE_LOGITS = True
     c.ADAPTIVE_NOISE = True
-    c.INPUT_SIZE = [32, 32]  # (H, W) of the probe input that reads the models' channels at build time
     c.DKD = CN()
     c.DKD.ALPHA = 1.0
     c.DKD.BETA = 8.0
@@ -51,18 +50,10 @@ def diffusion_kd_config(logit_loss: str = "dkd") -> CN:
     return c
 
 
-def probe_model(model: nn.Module, input_size: Sequence[int]) -> Tuple[int, Tuple[int, int, int]]:
-    """(number of classes, (C, H, W) of ``feats["feats"][-1]``) from one forward in eval mode, no grad;
-    the model's train/eval mode is restored."""
-    was_training = model.training
-    param = next(model.parameters())
-    model.eval()
-    try:
-        with torch.no_grad():
-            logits, feats = model(torch.zeros(1, 3, *input_size, device=param.device, dtype=param.dtype))
-    finally:
-        model.train(was_training)
-    return logits.shape[1], tuple(feats["feats"][-1].shape[1:])
+def _classes_and_channels(model: nn.Module, input_size: Sequence[int]) -> Tuple[int, int]:
+    """(number of classes, channels of ``feats["feats"][-1]``) of ``model``."""
+    logits, feats = probe_features(model, input_size)
+    return logits.shape[1], feats["feats"][-1].shape[1]
 
 
 @register_distiller("DDKD", config=diffusion_kd_config("dkd"))
@@ -97,8 +88,9 @@ class DDKD(Distiller):
         self.dkd_temperature = float(c.DKD.T)
         self.dkd_warmup = float(c.DKD.WARMUP)
 
-        num_classes, (ct, _, _) = probe_model(teacher, c.INPUT_SIZE)
-        _, (cs, _, _) = probe_model(student, c.INPUT_SIZE)
+        size = probe_input_size(cfg)
+        num_classes, ct = _classes_and_channels(teacher, size)
+        _, cs = _classes_and_channels(student, size)
         branch_args = dict(
             inference_steps=int(c.INFERENCE_STEPS),
             train_timesteps=int(c.TRAIN_TIMESTEPS),

@@ -11,8 +11,8 @@ with a mean squared error. Regressor (conv + BatchNorm + ReLU; the teacher's sta
 - any other ratio: adaptive average pooling (larger student) or bilinear resizing (smaller student) to
   the teacher's size, then the 3×3 convolution.
 
-The spatial and channel sizes come from a dummy forward of both networks on ``FITNET.INPUT_SIZE`` at
-construction (see :func:`probe_features`).
+The spatial and channel sizes come from a dummy forward of both networks on the dataset's image size at
+construction (see :func:`~mdistiller_ddkd.distillers.base.probe_features`), on the dataset's image size.
 """
 
 from __future__ import annotations
@@ -25,32 +25,14 @@ from torch import nn
 from yacs.config import CfgNode as CN
 
 from ..losses.feature import fitnet_loss
-from .base import Distiller
+from .base import Distiller, probe_features, probe_input_size
 from .registry import register_distiller
 
 _C = CN()
 _C.HINT_LAYER = 2
-_C.INPUT_SIZE = [32, 32]
 _C.LOSS = CN()
 _C.LOSS.CE_WEIGHT = 1.0
 _C.LOSS.FEAT_WEIGHT = 100.0
-
-
-@torch.no_grad()
-def probe_features(model: nn.Module, input_size: Sequence[int]) -> Dict:
-    """``feats`` of ``model`` for one zero image of ``input_size`` (H, W) in eval mode, without a graph.
-
-    Used at construction to read feature shapes; the model's train/eval mode is restored afterwards.
-    """
-    was_training = model.training
-    model.eval()
-    try:
-        ref = next(model.parameters())
-        x = torch.zeros(1, 3, int(input_size[0]), int(input_size[1]), device=ref.device, dtype=ref.dtype)
-        _, feats = model(x)
-    finally:
-        model.train(was_training)
-    return feats
 
 
 class HintRegressor(nn.Module):
@@ -94,8 +76,9 @@ class FitNet(Distiller):
         self.ce_weight = cfg.FITNET.LOSS.CE_WEIGHT
         self.feat_weight = cfg.FITNET.LOSS.FEAT_WEIGHT
         self.hint_layer = int(cfg.FITNET.HINT_LAYER)
-        feat_s = probe_features(student, cfg.FITNET.INPUT_SIZE)["feats"]
-        feat_t = probe_features(teacher, cfg.FITNET.INPUT_SIZE)["feats"]
+        size = probe_input_size(cfg)
+        feat_s = probe_features(student, size)[1]["feats"]
+        feat_t = probe_features(teacher, size)[1]["feats"]
         for name, feats in (("student", feat_s), ("teacher", feat_t)):
             if not -len(feats) <= self.hint_layer < len(feats):
                 raise ValueError(f"FITNET.HINT_LAYER {self.hint_layer} out of range: the {name} has "

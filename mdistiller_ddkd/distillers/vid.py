@@ -7,7 +7,7 @@ teacher's channels) applied to the student feature, ``σ²_c = softplus(α_c) + 
 per teacher channel, initialised to ``VID.INIT_PRED_VAR``. The loss is the negative log-likelihood,
 summed over stages. Cross-family pairs whose maps differ in size are aligned by adaptive average pooling of
 the larger map down to the smaller one (the teacher's target is pooled when the teacher's map is larger).
-Shapes come from a dummy forward on ``VID.INPUT_SIZE`` at construction.
+Shapes come from a dummy forward on the dataset's image size at construction.
 """
 
 from __future__ import annotations
@@ -21,14 +21,12 @@ from torch import nn
 from yacs.config import CfgNode as CN
 
 from ..losses.feature import vid_loss
-from .base import Distiller
-from .fitnet import probe_features
+from .base import Distiller, probe_features, probe_input_size
 from .registry import register_distiller
 
 _C = CN()
 _C.EPS = 1e-5
 _C.INIT_PRED_VAR = 5.0
-_C.INPUT_SIZE = [32, 32]
 _C.LOSS = CN()
 _C.LOSS.CE_WEIGHT = 1.0
 _C.LOSS.FEAT_WEIGHT = 1.0
@@ -86,8 +84,9 @@ class VID(Distiller):
         super().__init__(student, teacher)
         self.ce_weight = cfg.VID.LOSS.CE_WEIGHT
         self.feat_weight = cfg.VID.LOSS.FEAT_WEIGHT
-        feat_s = probe_features(student, cfg.VID.INPUT_SIZE)["feats"]
-        feat_t = probe_features(teacher, cfg.VID.INPUT_SIZE)["feats"]
+        size = probe_input_size(cfg)
+        feat_s = probe_features(student, size)[1]["feats"]
+        feat_t = probe_features(teacher, size)[1]["feats"]
         self.num_pairs = min(len(feat_s), len(feat_t)) - 1
         if self.num_pairs < 1:
             raise ValueError("VID needs at least two stages in both networks")

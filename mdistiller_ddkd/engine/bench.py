@@ -26,7 +26,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 DEFAULT_METHODS = ("NONE", "KD", "DKD", "DIFFKD", "DDKD")
-INPUT_SIZE = {"cifar100": 32, "imagenet": 224}
 NUM_CLASSES = {"cifar100": 100, "imagenet": 1000}
 
 
@@ -78,7 +77,8 @@ def build_step(
     then ``cfg_file``, with randomly initialised models) on a fixed random batch, under autocast when
     ``amp`` is ``bf16``/``fp16`` (fp16 with a gradient scaler) and channels-last when asked."""
     from ..distillers import get_distiller_class
-    from .build import build_model
+    from ..dataset.registry import dataset_info
+    from ..models import get_model as build_model
     from .cfg import load_config
 
     torch.manual_seed(seed)
@@ -95,7 +95,7 @@ def build_step(
     optimizer = torch.optim.SGD(distiller.get_learnable_parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     scaler = torch.amp.GradScaler(dev.type, enabled=amp_dtype is torch.float16)
-    size = INPUT_SIZE[dataset]
+    size = dataset_info(dataset).input_size[0]
     image = torch.randn(batch_size, 3, size, size, device=dev).contiguous(memory_format=memory_format)
     target = torch.randint(0, num_classes, (batch_size,), device=dev)
     index = torch.arange(batch_size, device=dev)
@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student", required=True, help="student model name (e.g. resnet8x4)")
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), help="distiller names")
     p.add_argument("--pair", default=None, help="pair whose shipped config files to merge, e.g. res32x4_res8x4")
-    p.add_argument("--dataset", default="cifar100", choices=sorted(INPUT_SIZE))
+    p.add_argument("--dataset", default="cifar100", help="a registered DATASET.TYPE (cifar100, imagenet, ...)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=20, help="timed steps per method (>= 20 recommended)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per method first")

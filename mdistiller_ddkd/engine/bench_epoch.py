@@ -138,7 +138,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             write_cifar100_folder(data_root, n_train=args.train_size, n_test=256)
             save_checkpoint_atomic({"model": cifar_model_dict[args.pair[0]][0](num_classes=100).state_dict()}, ckpt)
         if torch.distributed.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            from .device import init_runtime
+            from .distributed import init_runtime
 
             init_runtime(args.device)
             torch.distributed.barrier()

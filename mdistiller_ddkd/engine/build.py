@@ -8,36 +8,15 @@ from typing import Optional, Tuple
 from torch import nn
 
 from ..distillers import Distiller, get_distiller_class
+from ..models import get_model, model_zoo, zoo_for
 from .checkpoint import load_model_weights
 
-#: the ImageNet-style datasets take their models from imagenet_model_dict
-_IMAGENET_DATASETS = {"imagenet"}
-
-
-def model_dict_for(dataset_type: str) -> dict:
-    from ..models import cifar_model_dict, imagenet_model_dict
-
-    return imagenet_model_dict if dataset_type in _IMAGENET_DATASETS else cifar_model_dict
-
-
-def build_model(name: str, dataset_type: str, num_classes: int, pretrained: bool = False) -> nn.Module:
-    """A zoo model by name; an unknown name lists the valid ones for the dataset."""
-    models = model_dict_for(dataset_type)
-    if name not in models:
-        raise KeyError(f"unknown model {name!r} for DATASET.TYPE {dataset_type}; valid: {', '.join(sorted(models))}")
-    builder = models[name][0]
-    if dataset_type in _IMAGENET_DATASETS:
-        return builder(pretrained=pretrained, num_classes=num_classes)
-    return builder(num_classes=num_classes)
-
-
 def teacher_checkpoint_path(cfg) -> Optional[str]:
-    """``DISTILLER.TEACHER_CKPT`` or, when empty, mdistiller's default path for the teacher (relative to the
-    working directory); None for ImageNet teachers without a file (torchvision's pretrained weights)."""
+    """``DISTILLER.TEACHER_CKPT`` or, when empty, the zoo's released checkpoint for the teacher (mdistiller's
+    path, relative to the working directory); None when there is none (ImageNet: torchvision's weights)."""
     if cfg.DISTILLER.TEACHER_CKPT:
         return cfg.DISTILLER.TEACHER_CKPT
-    models = model_dict_for(cfg.DATASET.TYPE)
-    entry = models.get(cfg.DISTILLER.TEACHER)
+    entry = model_zoo(zoo_for(cfg.DATASET.TYPE)).get(cfg.DISTILLER.TEACHER)
     return entry[1] if entry is not None else None
 
 
@@ -56,13 +35,14 @@ def build_teacher(cfg, num_classes: int, allow_download: bool = True) -> nn.Modu
     dataset_type = cfg.DATASET.TYPE
     path = teacher_checkpoint_path(cfg)
     if path is None:
-        if dataset_type in _IMAGENET_DATASETS:
-            return build_model(cfg.DISTILLER.TEACHER, dataset_type, num_classes, pretrained=True)
-        raise FileNotFoundError(
-            f"no teacher checkpoint for {cfg.DISTILLER.TEACHER}: mdistiller releases none for it; "
-            f"set DISTILLER.TEACHER_CKPT to a checkpoint of your own"
-        )
-    teacher = build_model(cfg.DISTILLER.TEACHER, dataset_type, num_classes)
+        try:  # a zoo with downloadable weights (ImageNet: torchvision's)
+            return get_model(cfg.DISTILLER.TEACHER, dataset_type, num_classes, pretrained=True)
+        except ValueError:
+            raise FileNotFoundError(
+                f"no teacher checkpoint for {cfg.DISTILLER.TEACHER}: none is released for it; "
+                f"set DISTILLER.TEACHER_CKPT to a checkpoint of your own"
+            ) from None
+    teacher = get_model(cfg.DISTILLER.TEACHER, dataset_type, num_classes)
     if not os.path.isfile(path) and not cfg.DISTILLER.TEACHER_CKPT and allow_download and cfg.DATASET.DOWNLOAD:
         _try_download_teachers(path)
     if not os.path.isfile(path):
@@ -90,6 +70,6 @@ def _try_download_teachers(path: str) -> None:
 def build_distiller(cfg, num_data: int, num_classes: int) -> Tuple[Distiller, nn.Module]:
     """The distiller for ``DISTILLER.TYPE`` (and the student it trains)."""
     cls = get_distiller_class(cfg.DISTILLER.TYPE)
-    student = build_model(cfg.DISTILLER.STUDENT, cfg.DATASET.TYPE, num_classes)
+    student = get_model(cfg.DISTILLER.STUDENT, cfg.DATASET.TYPE, num_classes)
     teacher = build_teacher(cfg, num_classes) if cls.needs_teacher else None
     return cls.build(student, teacher, cfg, num_data), student

@@ -1,7 +1,8 @@
 """The yacs configuration: mdistiller's nodes, keys and defaults, plus the keys this package adds.
 
-Each method declares its own node beside its code (``register_distiller(NAME, config=node)``); ``CFG``
-gathers them. Config files and command-line pairs may only override existing keys: an unknown key is an
+Each method declares its own node beside its code (``register_distiller(NAME, config=node)``), and so does
+each dataset (``register_dataset(name, config=node)`` -> ``DATASET.<NAME>``); ``build_default_config``
+gathers them at call time, so methods and datasets registered by plugins are part of every config. Config files and command-line pairs may only override existing keys: an unknown key is an
 error, as in mdistiller.
 """
 
@@ -12,6 +13,7 @@ from typing import Iterable, Optional, Sequence
 
 from yacs.config import CfgNode as CN
 
+from .. import dataset as _datasets  # registers every dataset and its config node
 from .. import distillers as _distillers  # registers every method and its config node
 
 
@@ -26,7 +28,7 @@ def _base_config() -> CN:
     cfg.EXPERIMENT.SEED = 0
 
     cfg.DATASET = CN()
-    cfg.DATASET.TYPE = "cifar100"  # cifar100 | imagenet | synthetic
+    cfg.DATASET.TYPE = "cifar100"  # any registered dataset: cifar100 | imagenet | synthetic | ...
     cfg.DATASET.NUM_WORKERS = 2
     cfg.DATASET.TEST = CN()
     cfg.DATASET.TEST.BATCH_SIZE = 64
@@ -38,12 +40,6 @@ def _base_config() -> CN:
     cfg.DATASET.CHECK_INTEGRITY = True
     # added: keep the CIFAR train set on the device and augment there (crop+flip), no DataLoader workers
     cfg.DATASET.GPU_AUGMENT = False
-    # added: the built-in synthetic CIFAR-shaped dataset (DATASET.TYPE synthetic)
-    cfg.DATASET.SYNTHETIC = CN()
-    cfg.DATASET.SYNTHETIC.NUM_CLASSES = 10
-    cfg.DATASET.SYNTHETIC.TRAIN_PER_CLASS = 200
-    cfg.DATASET.SYNTHETIC.TEST_PER_CLASS = 50
-    cfg.DATASET.SYNTHETIC.SEED = 0
 
     cfg.DISTILLER = CN()
     cfg.DISTILLER.TYPE = "NONE"
@@ -123,14 +119,41 @@ def _upstream_only_nodes(cfg: CN) -> None:
     cfg.REVIEWKD.STU_PREACT = False
 
 
+#: mdistiller keys this package accepts (so upstream files merge) but does not read: the methods' probe
+#: images take the dataset's registered input size instead
+_UNREAD_INPUT_SIZE_KEYS = (("FITNET", "INPUT_SIZE"), ("VID", "INPUT_SIZE"))
+_UPSTREAM_INPUT_SIZE = [32, 32]
+
+
+def _unread_compat_keys(cfg: CN) -> None:
+    for node, key in _UNREAD_INPUT_SIZE_KEYS:
+        cfg[node][key] = list(_UPSTREAM_INPUT_SIZE)
+
+
+def _check_unread_compat_keys(cfg: CN) -> None:
+    expected = list(_datasets.dataset_info(cfg.DATASET.TYPE).input_size)
+    for node, key in _UNREAD_INPUT_SIZE_KEYS:
+        value = list(cfg[node][key])
+        if value not in (_UPSTREAM_INPUT_SIZE, expected):
+            raise ValueError(f"{node}.{key} = {value} is not read here: feature shapes are probed at the input size "
+                             f"DATASET.TYPE {cfg.DATASET.TYPE} registers ({expected}); remove the key")
+
+
 def build_default_config() -> CN:
-    """A fresh default config: base nodes, upstream-only nodes and every registered method's node."""
+    """A fresh default config: base nodes, upstream-only nodes, every registered method's node and every
+    registered dataset's node (``DATASET.<NAME>``)."""
     cfg = _base_config()
     _upstream_only_nodes(cfg)
     for name, node in sorted(_distillers.config_nodes.items()):
         if name in cfg:
             raise KeyError(f"config node {name!r} is declared by a method and by the base config")
         cfg[name] = node.clone()
+    for info in _datasets.DATASETS.values():
+        if info.config is not None:
+            if info.config_key in cfg.DATASET:
+                raise KeyError(f"config node DATASET.{info.config_key} is declared twice")
+            cfg.DATASET[info.config_key] = info.config.clone()
+    _unread_compat_keys(cfg)
     return cfg
 
 
@@ -158,7 +181,7 @@ def load_config(cfg_file: Optional[str] = None, opts: Sequence[str] = (), base: 
 
     Unknown keys are an error (yacs); the message names the key and what to do.
     """
-    cfg = (base or CFG).clone()
+    cfg = (base or build_default_config()).clone()
     try:
         if cfg_file:
             cfg.merge_from_file(resolve_config_path(cfg_file))
@@ -169,28 +192,46 @@ def load_config(cfg_file: Optional[str] = None, opts: Sequence[str] = (), base: 
     except (KeyError, AssertionError) as err:  # yacs: KeyError from files, AssertionError from lists
         raise KeyError(
             f"{err.args[0] if err.args else err} — check the spelling against the defaults in "
-            f"mdistiller_ddkd/engine/cfg.py (or the method's own file in mdistiller_ddkd/distillers/)"
+            f"mdistiller_ddkd/engine/cfg.py (or the method's or dataset's own file)"
         ) from None
     validate_config(cfg)
     cfg.freeze()
     return cfg
 
 
-_CHOICES = {
-    ("SOLVER", "DEVICE"): ("auto", "cpu", "cuda"),
-    ("SOLVER", "AMP"): ("off", "bf16", "fp16"),
-    ("SOLVER", "TYPE"): ("SGD",),
-    ("DATASET", "TYPE"): ("cifar100", "imagenet", "synthetic"),
-}
+def _choices():
+    """(node, key) -> the valid values; registries supply the open-ended ones."""
+    from ..models import model_names
+    from .distributed import DEVICE_CHOICES
+    from .precision import AMP_CHOICES
+    from .update import registered_update_rules
+
+    return {
+        ("SOLVER", "DEVICE"): DEVICE_CHOICES,
+        ("SOLVER", "AMP"): tuple(AMP_CHOICES),
+        ("SOLVER", "TYPE"): ("SGD",),
+        ("SOLVER", "TRAINER"): registered_update_rules(),
+        ("DATASET", "TYPE"): _datasets.registered_datasets(),
+        ("DISTILLER", "TYPE"): sorted(_distillers.distiller_dict),
+        ("DISTILLER", "STUDENT"): lambda cfg: model_names(cfg.DATASET.TYPE),
+        ("DISTILLER", "TEACHER"): lambda cfg: model_names(cfg.DATASET.TYPE),
+    }
 
 
 def validate_config(cfg: CN) -> None:
-    """Reject values the code cannot act on, with the valid choices."""
-    for (node, key), choices in _CHOICES.items():
+    """Reject values the code cannot act on, with the valid choices (taken from the registries, so what a
+    plugin registers is valid too)."""
+    for (node, key), choices in _choices().items():
+        if callable(choices):
+            choices = choices(cfg)
         value = cfg[node][key]
+        if key == "TYPE" and node == "DISTILLER":
+            value = str(value).upper()
         if value not in choices:
-            raise ValueError(f"{node}.{key} = {value!r} is not one of {', '.join(choices)}")
-    _distillers.get_distiller_class(cfg.DISTILLER.TYPE)
+            if (node, key) == ("DISTILLER", "TYPE"):
+                _distillers.get_distiller_class(cfg.DISTILLER.TYPE)  # raises KeyError listing the methods
+            raise ValueError(f"{node}.{key} = {cfg[node][key]!r} is not one of {', '.join(map(str, choices))}")
+    _check_unread_compat_keys(cfg)
 
 
 def output_dir_name(cfg: CN) -> str:

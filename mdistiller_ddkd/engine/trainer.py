@@ -1,8 +1,8 @@
 """The one trainer: every method, CPU / one GPU / torchrun+DDP, AMP, resumable.
 
 A method plugs in through the distiller API only (``forward_train`` returning a dict of summable losses,
-``train_batch_layout`` naming the extra batch items it needs, ``on_epoch_start``); there are no per-method
-training loops.
+``train_batch_layout`` / ``wrap_train_set`` for the extra batch items it needs); the update is the
+``SOLVER.TRAINER`` rule and extra work is done by hooks. There are no per-method training loops.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ import torch
 from torch import nn
 
 from ..dataset import get_dataset
+from ..distillers import Distiller, get_distiller_class
 from .build import build_distiller
 from .cfg import output_dir_name
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint_atomic, set_rng_state
-from .device import Runtime, all_reduce_sum, init_runtime, seed_everything, shutdown_runtime
-
-#: names of the items of a train batch, in order (the CRD layout adds ``contrastive_index``)
-TRAIN_BATCH_FIELDS = ("image", "target", "index", "contrastive_index")
+from .distributed import Runtime, all_reduce_sum, init_runtime, seed_everything, shutdown_runtime
+from .hooks import StepState, TrainerHook, build_hooks
+from .precision import AMP_CHOICES, autocast_context
+from .update import get_update_rule
 
 
 class NonFiniteLossError(RuntimeError):
@@ -43,6 +44,17 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: Sequence[int] =
     pred = logits.topk(maxk, dim=1).indices
     hits = pred.eq(target[:, None])
     return [hits[:, : min(k, maxk)].any(dim=1).sum() for k in ks]
+
+
+def worklog_line(record: Dict) -> str:
+    """One epoch of worklog.txt: ``key: value`` pairs separated by tabs (as mdistiller)."""
+    return "\t".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in record.items())
+
+
+def _overridden_wrapper(distiller_class):
+    """The method's ``wrap_train_set`` when it wraps the train set, else None."""
+    probe = getattr(distiller_class.wrap_train_set, "__func__", None)
+    return None if probe is Distiller.wrap_train_set.__func__ else distiller_class.wrap_train_set
 
 
 def experiment_dir(cfg) -> str:
@@ -87,49 +99,69 @@ def evaluate(model: nn.Module, loader, device: torch.device, runtime: Optional[R
 class Trainer:
     """Trains ``cfg.DISTILLER.TYPE`` and writes mdistiller's output folder.
 
-    Hooks a subclass may override: ``batch_to_kwargs`` (what the distiller receives),
-    ``after_epoch`` (extra per-epoch work), ``log_line`` (worklog format).
+    Setup runs in named phases (``setup_runtime``, ``setup_data``, ``setup_distiller``, ``setup_update``,
+    ``setup_parallel``, ``setup_output``); extra work plugs in as ``TrainerHook``s (``engine/hooks.py``)
+    and the parameter update is the ``SOLVER.TRAINER`` rule (``engine/update.py``).
     """
 
     def __init__(self, cfg, resume: bool = False, runtime: Optional[Runtime] = None, show_progress: bool = True):
         self.cfg = cfg
-        self.runtime = runtime or init_runtime(cfg.SOLVER.DEVICE)
-        self.device = self.runtime.device
-        self.output_dir = experiment_dir(cfg)
-        self.show_progress = show_progress and self.runtime.is_main
-        seed_everything(cfg.EXPERIMENT.SEED + self.runtime.rank)
-        if cfg.SOLVER.TRAINER not in ("base", "crd"):
-            raise ValueError(f"SOLVER.TRAINER {cfg.SOLVER.TRAINER!r} is not supported (base, crd; DOT is not "
-                             f"implemented here)")
+        self.distiller_class = get_distiller_class(cfg.DISTILLER.TYPE)
+        self.setup_runtime(runtime, show_progress)
+        self.setup_data()
+        self.setup_distiller()
+        self.setup_update()
+        self.setup_parallel()
+        self.setup_output(resume)
+        self.hooks: List[TrainerHook] = build_hooks(cfg)
 
-        self.train_loader, self.val_loader, self.num_data, self.num_classes = get_dataset(cfg, self.device)
-        distiller, self.student = build_distiller(cfg, self.num_data, self.num_classes)
-        if cfg.SOLVER.SYNC_BN and self.runtime.distributed:
+    # ------------------------------------------------------------------ setup phases
+    def setup_runtime(self, runtime: Optional[Runtime], show_progress: bool) -> None:
+        """The device and process group, and the seed of this rank."""
+        self.runtime = runtime or init_runtime(self.cfg.SOLVER.DEVICE)
+        self.device = self.runtime.device
+        self.show_progress = show_progress and self.runtime.is_main
+        self.amp_dtype = AMP_CHOICES[self.cfg.SOLVER.AMP]
+        self.memory_format = torch.channels_last if self.cfg.SOLVER.CHANNELS_LAST else torch.contiguous_format
+        seed_everything(self.cfg.EXPERIMENT.SEED + self.runtime.rank)
+
+    def setup_data(self) -> None:
+        """Train and validation loaders (with the method's train-set wrapper, if it has one)."""
+        self.train_loader, self.val_loader, self.num_data, self.num_classes = get_dataset(
+            self.cfg, self.device, wrap_train_set=_overridden_wrapper(self.distiller_class))
+        if hasattr(self.train_loader, "channels_last"):
+            self.train_loader.channels_last = self.cfg.SOLVER.CHANNELS_LAST
+
+    def setup_distiller(self) -> None:
+        """Student, teacher and the method's modules on the device (SyncBN, channels-last, compile)."""
+        distiller, self.student = build_distiller(self.cfg, self.num_data, self.num_classes)
+        if self.cfg.SOLVER.SYNC_BN and self.runtime.distributed:
             if self.device.type == "cuda":
                 distiller.student = nn.SyncBatchNorm.convert_sync_batchnorm(distiller.student)
                 self.student = distiller.student
             elif self.runtime.is_main:
                 print("[mdistiller_ddkd] SOLVER.SYNC_BN ignored: PyTorch's SyncBatchNorm needs CUDA devices", flush=True)
-        self.memory_format = torch.channels_last if cfg.SOLVER.CHANNELS_LAST else torch.contiguous_format
         self.distiller = distiller.to(self.device, memory_format=self.memory_format)
-        if hasattr(self.train_loader, "channels_last"):
-            self.train_loader.channels_last = cfg.SOLVER.CHANNELS_LAST
-        self.optimizer = torch.optim.SGD(
-            self.distiller.get_learnable_parameters(), lr=cfg.SOLVER.LR, momentum=cfg.SOLVER.MOMENTUM,
-            weight_decay=cfg.SOLVER.WEIGHT_DECAY,
-        )
-        self.amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.SOLVER.AMP]
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
-        self.model: nn.Module = self.distiller
-        if cfg.SOLVER.COMPILE:
+        if self.cfg.SOLVER.COMPILE:
             self.distiller.compile()
+
+    def setup_update(self) -> None:
+        """The ``SOLVER.TRAINER`` update rule, which owns the optimizer and the gradient scaler."""
+        rule = get_update_rule(self.cfg.SOLVER.TRAINER)
+        self.update_rule = rule(self.cfg, self.distiller.get_learnable_parameters(), self.device, self.amp_dtype)
+        self.optimizer = self.update_rule.optimizer
+        self.scaler = self.update_rule.scaler
+
+    def setup_parallel(self) -> None:
+        """``self.model``: the distiller, wrapped in DistributedDataParallel under torchrun."""
+        self.model: nn.Module = self.distiller
         if self.runtime.distributed:
             ddp_kwargs = {"device_ids": [self.device.index]} if self.device.type == "cuda" else {}
-            self.model = nn.parallel.DistributedDataParallel(
-                self.distiller, find_unused_parameters=getattr(self.distiller, "ddp_find_unused_parameters", False),
-                **ddp_kwargs,
-            )
+            self.model = nn.parallel.DistributedDataParallel(self.distiller, **ddp_kwargs)
 
+    def setup_output(self, resume: bool) -> None:
+        """The output folder, its TensorBoard writer and config.yaml; or the state of ``latest`` (resume)."""
+        self.output_dir = experiment_dir(self.cfg)
         self.start_epoch = 1
         self.best_acc = -1.0
         self.best_acc_top5 = -1.0
@@ -149,13 +181,14 @@ class Trainer:
             self._resume()
         elif self.runtime.is_main:
             with open(os.path.join(self.output_dir, "config.yaml"), "w") as f:
-                f.write(cfg.dump())
+                f.write(self.cfg.dump())
 
     # ------------------------------------------------------------------ hooks
     def batch_to_kwargs(self, batch, epoch: int) -> Dict:
-        """Name the batch items and move them to the device; the distiller gets them as keyword args."""
+        """Name the batch items (the method's ``train_batch_fields``) and move them to the device; the
+        distiller gets them as keyword arguments."""
         kwargs = {}
-        for name, value in zip(TRAIN_BATCH_FIELDS, batch):
+        for name, value in zip(self.distiller_class.train_batch_fields(), batch):
             if isinstance(value, torch.Tensor):
                 value = value.to(self.device, non_blocking=True)
                 if name == "image":
@@ -164,17 +197,17 @@ class Trainer:
         kwargs["epoch"] = epoch
         return kwargs
 
+    def call_hooks(self, point: str, *args) -> None:
+        for hook in self.hooks:
+            getattr(hook, point)(self, *args)
+
     def after_epoch(self, epoch: int, record: Dict) -> None:
         """Called on every rank after validation and checkpointing."""
-
-    def log_line(self, record: Dict) -> str:
-        return "\t".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in record.items())
+        self.call_hooks("after_epoch", epoch, record)
 
     # ------------------------------------------------------------------ loop
     def autocast(self):
-        if self.amp_dtype is None:
-            return nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+        return autocast_context(self.device, self.amp_dtype)
 
     def _set_loader_epoch(self, epoch: int) -> None:
         loader = self.train_loader
@@ -187,10 +220,9 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> Dict[str, float]:
         lr = learning_rate(self.cfg, epoch)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        self.update_rule.set_lr(lr)
         self._set_loader_epoch(epoch)
-        self.distiller.on_epoch_start(epoch)
+        self.call_hooks("before_epoch", epoch)
         self.model.train()
         totals = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss sum, correct, count
         term_sums: Dict[str, float] = {}
@@ -215,10 +247,7 @@ class Trainer:
                     f"checkpoint (epoch {last}) in {self.output_dir} is intact. Lower SOLVER.LR, check the "
                     f"teacher checkpoint and data, or turn SOLVER.AMP off, then restart or --resume."
                 )
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            self.update_rule.step(losses)
 
             target = kwargs["target"]
             batch_size = target.shape[0]
@@ -230,6 +259,8 @@ class Trainer:
             for k, v in losses.items():
                 term_sums[k] = term_sums.get(k, 0.0) + float(v.detach()) * batch_size
             global_step = (epoch - 1) * steps_per_epoch + step
+            if self.hooks:
+                self.call_hooks("after_step", StepState(epoch, step, global_step, kwargs, logits, losses))
             if self.writer is not None and global_step % max(1, self.cfg.LOG.TENSORBOARD_FREQ) == 0:
                 for k, v in losses.items():
                     self.writer.add_scalar(f"train_step/{k}", float(v.detach()), global_step)
@@ -259,15 +290,18 @@ class Trainer:
             print(f"[mdistiller_ddkd] {self.cfg.DISTILLER.TYPE}: {self.cfg.DISTILLER.TEACHER} -> "
                   f"{self.cfg.DISTILLER.STUDENT} on {self.device} (world size {self.runtime.world_size}); "
                   f"extra parameters: {extra}; output: {self.output_dir}", flush=True)
+        self.call_hooks("before_train")
         try:
             for epoch in range(self.start_epoch, self.cfg.SOLVER.EPOCHS + 1):
                 start = time.time()
                 record = {"epoch": epoch, **self.train_epoch(epoch)}
                 record.update(self.validate())
                 record["seconds"] = time.time() - start
+                self.call_hooks("epoch_record", epoch, record)
                 self._end_of_epoch(epoch, record)
                 self.after_epoch(epoch, record)
         finally:
+            self.call_hooks("after_train")
             if self.writer is not None:
                 self.writer.close()
         return self.results(finished=True)
@@ -319,7 +353,7 @@ class Trainer:
         finished = epoch == self.cfg.SOLVER.EPOCHS
         _write_json_atomic(self.results(finished=finished), os.path.join(out, "results.json"))
         with open(os.path.join(out, "worklog.txt"), "a") as f:
-            f.write(self.log_line(record) + "\n" + "-" * 25 + "\n")
+            f.write(worklog_line(record) + "\n" + "-" * 25 + "\n")
             if finished:
                 f.write(f"best_acc\t{self.best_acc:.4f}\n")
         for key, value in record.items():

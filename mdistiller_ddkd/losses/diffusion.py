@@ -1,11 +1,6 @@
-"""Diffusion losses as pure functions: the noise-prediction objective of eq. 5."""
+"""Diffusion losses: the noise-prediction objective of eq. 5 (defined in ``diffusion/objective.py``, so
+that ``diffusion/`` depends on torch alone; listed here with the other losses)."""
 
-from __future__ import annotations
+from ..diffusion.objective import noise_prediction_loss
 
-import torch
-import torch.nn.functional as F
-
-
-def noise_prediction_loss(predicted_noise: torch.Tensor, true_noise: torch.Tensor) -> torch.Tensor:
-    """``MSE(Φθ(y_t, t), ε)``, mean over every element, computed in float32."""
-    return F.mse_loss(predicted_noise.float(), true_noise.float())
+__all__ = ["noise_prediction_loss"]

@@ -1,56 +1,97 @@
-"""Model zoo: mdistiller-compatible CIFAR-100 and ImageNet networks.
+"""Model zoo: mdistiller-compatible CIFAR-100 and ImageNet networks, and the zoo registry.
 
 Every model's ``forward(x)`` returns ``(logits, feats)`` where ``feats`` holds ``"feats"`` (stage outputs,
 the last one being the final feature map before pooling), ``"preact_feats"`` (the same before each
 stage's last ReLU; absent for MobileNetV2) and ``"pooled_feat"``; models offer ``get_stage_channels()``
 and ``get_bn_before_relu()`` (raising NotImplementedError where mdistiller has none).
+
+Zoos map a model name to ``(builder, default teacher checkpoint or None)`` as mdistiller's
+``cifar_model_dict``; a dataset names the zoo its models come from (``register_dataset(model_zoo=...)``),
+and ``register_model`` adds a model (to a new zoo, too) from any module.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Tuple
+import inspect
+from typing import Callable, Dict, List, Optional, Tuple
 
 from torch import nn
 
-from .cifar import CIFAR_TEACHERS, cifar_model_dict, teacher_checkpoint_path
+from .cifar import CIFAR_TEACHERS, cifar_model_dict
 from .imagenet import imagenet_model_dict, load_torchvision_weights
 
+#: a zoo entry: (builder(num_classes=...[, pretrained=...]), default teacher checkpoint path or None)
+ZooEntry = Tuple[Callable[..., nn.Module], Optional[str]]
+
+#: zoo name -> {model name -> entry}
+MODEL_ZOOS: Dict[str, Dict[str, ZooEntry]] = {"cifar": cifar_model_dict, "imagenet": imagenet_model_dict}
+
 __all__ = [
-    "cifar_model_dict",
-    "imagenet_model_dict",
-    "get_model",
     "CIFAR_TEACHERS",
-    "teacher_checkpoint_path",
+    "MODEL_ZOOS",
+    "cifar_model_dict",
+    "get_model",
+    "imagenet_model_dict",
     "load_torchvision_weights",
+    "model_zoo",
+    "register_model",
+    "zoo_for",
 ]
 
-_DATASET_ALIASES = {"cifar100": "cifar100", "cifar": "cifar100", "imagenet": "imagenet"}
+
+def register_model(name: str, zoo: str = "cifar", checkpoint: Optional[str] = None) -> Callable:
+    """Decorator: add ``builder(num_classes=...)`` to ``zoo`` (created if new) as ``name``, with the path of
+    its default teacher checkpoint (relative to the working directory) when one is released."""
+
+    def wrap(builder):
+        models = MODEL_ZOOS.setdefault(zoo, {})
+        if name in models and models[name][0] is not builder:
+            raise KeyError(f"model {name!r} is registered twice in zoo {zoo!r}")
+        models[name] = (builder, checkpoint)
+        return builder
+
+    return wrap
 
 
-def _model_dict(dataset: str) -> Dict[str, Tuple[Callable[..., nn.Module], Optional[str]]]:
-    key = _DATASET_ALIASES.get(dataset.lower())
-    if key is None:
-        raise KeyError(f"unknown dataset {dataset!r}; expected one of {sorted(set(_DATASET_ALIASES))}")
-    return cifar_model_dict if key == "cifar100" else imagenet_model_dict
+def model_zoo(zoo: str) -> Dict[str, ZooEntry]:
+    """The models of ``zoo``; an unknown zoo lists the known ones."""
+    try:
+        return MODEL_ZOOS[zoo]
+    except KeyError:
+        raise KeyError(f"unknown model zoo {zoo!r}; known: {', '.join(sorted(MODEL_ZOOS))}") from None
+
+
+def zoo_for(dataset: str) -> str:
+    """The zoo a dataset's models come from: the one its registration names (``cifar100`` -> ``cifar``);
+    a zoo name is accepted as itself."""
+    if dataset in MODEL_ZOOS:
+        return dataset
+    from ..dataset.registry import dataset_info
+
+    return dataset_info(dataset).model_zoo
+
+
+def model_names(dataset: str) -> List[str]:
+    """The valid ``DISTILLER.TEACHER`` / ``STUDENT`` names for ``dataset`` (a dataset or zoo name)."""
+    return sorted(model_zoo(zoo_for(dataset)))
 
 
 def get_model(name: str, dataset: str = "cifar100", num_classes: int = 100, pretrained: bool = False) -> nn.Module:
-    """Build the model ``name`` of ``dataset`` ("cifar100" or "imagenet") with ``num_classes`` outputs.
+    """Build the model ``name`` of ``dataset``'s zoo (a dataset or zoo name) with ``num_classes`` outputs.
 
-    ``pretrained=True`` is only meaningful for the ImageNet ResNets (torchvision's IMAGENET1K_V1
-    weights, needing network access or the file in the torch hub cache); for CIFAR models it raises
-    ValueError: load a teacher checkpoint instead (``cifar_model_dict[name][1]``).
-    Raises KeyError listing the valid names when ``name`` is unknown.
+    ``pretrained=True`` needs a builder that takes ``pretrained`` (the ImageNet ResNets: torchvision's
+    IMAGENET1K_V1 weights, needing network access or the file in the torch hub cache); for others it
+    raises ValueError: load a teacher checkpoint instead. An unknown name lists the valid ones.
     """
-    models = _model_dict(dataset)
+    zoo = zoo_for(dataset)
+    models = model_zoo(zoo)
     if name not in models:
-        raise KeyError(f"unknown {dataset} model {name!r}; valid names: {', '.join(models)}")
-    builder = models[name][0]
-    if models is imagenet_model_dict:
-        return builder(num_classes=num_classes, pretrained=pretrained)
-    if pretrained:
+        raise KeyError(f"unknown model {name!r} for {dataset} (zoo {zoo!r}); valid: {', '.join(models)}")
+    builder, checkpoint = models[name]
+    takes_pretrained = "pretrained" in inspect.signature(builder).parameters
+    if pretrained and not takes_pretrained:
         raise ValueError(
-            f"CIFAR model {name!r} has no downloadable pretrained weights; load a checkpoint "
-            f"(e.g. {models[name][1] or 'download_ckpts/cifar_teachers/<name>_vanilla/ckpt_epoch_240.pth'})"
+            f"model {name!r} has no downloadable pretrained weights; load a checkpoint "
+            f"(e.g. {checkpoint or 'download_ckpts/cifar_teachers/<name>_vanilla/ckpt_epoch_240.pth'})"
         )
-    return builder(num_classes=num_classes)
+    return builder(num_classes=num_classes, pretrained=pretrained) if takes_pretrained else builder(num_classes=num_classes)

@@ -32,7 +32,7 @@ CIFAR_TEACHER_DIR = os.path.join("download_ckpts", "cifar_teachers")
 CIFAR_TEACHERS = ("resnet56", "resnet110", "resnet32x4", "ResNet50", "wrn_40_2", "vgg13")
 
 
-def teacher_checkpoint_path(name: str) -> str:
+def _released_checkpoint(name: str) -> str:
     """``download_ckpts/cifar_teachers/<name>_vanilla/ckpt_epoch_240.pth`` (relative to the cwd)."""
     return "/".join([CIFAR_TEACHER_DIR.replace(os.sep, "/"), f"{name}_vanilla", "ckpt_epoch_240.pth"])
 
@@ -65,10 +65,10 @@ _BUILDERS: Dict[str, Callable[..., nn.Module]] = {
 
 #: name -> (builder(num_classes=...), default teacher checkpoint path or None)
 cifar_model_dict: Dict[str, Tuple[Callable[..., nn.Module], Optional[str]]] = {
-    name: (builder, teacher_checkpoint_path(name) if name in CIFAR_TEACHERS else None)
+    name: (builder, _released_checkpoint(name) if name in CIFAR_TEACHERS else None)
     for name, builder in _BUILDERS.items()
 }
 
-__all__ = ["cifar_model_dict", "CIFAR_TEACHERS", "teacher_checkpoint_path", "mobile_half", "ResNet34"] + list(
+__all__ = ["cifar_model_dict", "CIFAR_TEACHERS", "mobile_half", "ResNet34"] + list(
     _BUILDERS
 )

@@ -9,7 +9,7 @@ import torch
 from mdistiller_ddkd.engine.cfg import load_config
 from mdistiller_ddkd.engine.trainer import evaluate
 from tests.conftest import REPO_ROOT, run_cli
-from tests.test_train_cli import tiny_overrides
+from tests.e2e.test_train_cli import tiny_overrides
 
 TRAIN = os.path.join(REPO_ROOT, "tools", "train.py")
 

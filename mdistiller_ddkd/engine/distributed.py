@@ -1,4 +1,5 @@
-"""Devices and torch.distributed: the same code on CPU, one GPU, and many GPUs under torchrun."""
+"""The distributed runtime: device selection and torch.distributed, so the same code runs on CPU, one GPU,
+and many GPUs under torchrun."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+
+#: the valid values of ``SOLVER.DEVICE``
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -36,7 +41,7 @@ def select_device(name: str, local_rank: int = 0) -> torch.device:
         return torch.device("cuda", local_rank)
     if name == "cpu":
         return torch.device("cpu")
-    raise ValueError(f"SOLVER.DEVICE {name!r} is not one of auto, cpu, cuda")
+    raise ValueError(f"SOLVER.DEVICE {name!r} is not one of {', '.join(DEVICE_CHOICES)}")
 
 
 def init_runtime(device_name: str) -> Runtime:

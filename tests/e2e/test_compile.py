@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO_ROOT, run_cli
-from tests.test_train_cli import tiny_overrides
+from tests.e2e.test_train_cli import tiny_overrides
 
 TRAIN = os.path.join(REPO_ROOT, "tools", "train.py")
 

@@ -1,0 +1,63 @@
+"""Trainer hooks: extra work at named points of training, without touching the loop.
+
+A hook subclasses ``TrainerHook`` and overrides what it needs; ``register_hook(factory)`` adds
+``factory(cfg) -> TrainerHook or None`` to every trainer (None: not wanted by this config), so a feature
+such as the diagnostics is one module that is switched on by a config key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+
+@dataclass
+class StepState:
+    """What a training step produced (the losses still carry their graphs until the update is done)."""
+
+    epoch: int
+    step: int
+    global_step: int
+    batch: Dict[str, object]
+    logits: torch.Tensor
+    losses: Dict[str, torch.Tensor]
+
+
+class TrainerHook:
+    """Called by the trainer on every rank; ``trainer.runtime.is_main`` tells the rank that writes."""
+
+    def before_train(self, trainer) -> None:
+        """After setup (and resume), before the first epoch."""
+
+    def before_epoch(self, trainer, epoch: int) -> None:
+        """Before the first step of ``epoch`` (1-based)."""
+
+    def after_step(self, trainer, state: StepState) -> None:
+        """After the parameter update of one step."""
+
+    def epoch_record(self, trainer, epoch: int, record: Dict) -> None:
+        """Add columns to the epoch's record before it is written (results.json, worklog, TensorBoard)."""
+
+    def after_epoch(self, trainer, epoch: int, record: Dict) -> None:
+        """After the epoch's files are committed."""
+
+    def after_train(self, trainer) -> None:
+        """After the last epoch, or when training stops with an error."""
+
+
+HookFactory = Callable[[object], Optional[TrainerHook]]
+HOOK_FACTORIES: List[HookFactory] = []
+
+
+def register_hook(factory: HookFactory) -> HookFactory:
+    """Add ``factory(cfg)`` to the hooks every trainer builds (usable as a decorator)."""
+    if factory not in HOOK_FACTORIES:
+        HOOK_FACTORIES.append(factory)
+    return factory
+
+
+def build_hooks(cfg) -> List[TrainerHook]:
+    """The hooks the registered factories want for ``cfg``, in registration order."""
+    return [hook for hook in (factory(cfg) for factory in HOOK_FACTORIES) if hook is not None]

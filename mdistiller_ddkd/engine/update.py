@@ -1,0 +1,78 @@
+"""Update rules: how one step's losses become one parameter update (``SOLVER.TRAINER``).
+
+mdistiller has a trainer class per rule (base, crd, dot); here the one trainer delegates the update to a
+registered rule, so a rule such as DOT's separate momenta is one small class and works with every method.
+``register_update_rule("name")`` makes ``SOLVER.TRAINER name`` valid.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional, Type
+
+import torch
+from torch import nn
+
+UPDATE_RULES: Dict[str, Type["UpdateRule"]] = {}
+
+
+def register_update_rule(*names: str) -> Callable[[Type["UpdateRule"]], Type["UpdateRule"]]:
+    """Class decorator: ``SOLVER.TRAINER`` values served by this rule."""
+
+    def wrap(cls):
+        for name in names:
+            if name in UPDATE_RULES and UPDATE_RULES[name] is not cls:
+                raise KeyError(f"update rule {name!r} is registered twice")
+            UPDATE_RULES[name] = cls
+        return cls
+
+    return wrap
+
+
+def registered_update_rules() -> List[str]:
+    """The valid values of ``SOLVER.TRAINER``."""
+    return sorted(UPDATE_RULES)
+
+
+def get_update_rule(name: str) -> Type["UpdateRule"]:
+    try:
+        return UPDATE_RULES[name]
+    except KeyError:
+        raise KeyError(f"unknown SOLVER.TRAINER {name!r}; registered: {', '.join(registered_update_rules())}") from None
+
+
+class UpdateRule:
+    """Owns the optimizer and the gradient scaler; ``step(losses)`` runs backward and updates.
+
+    ``optimizer.state_dict()`` and ``scaler.state_dict()`` are what checkpoints hold (mdistiller's
+    ``optimizer`` key), so a rule's extra state belongs in its optimizer's state.
+    """
+
+    def __init__(self, cfg, params: List[nn.Parameter], device: torch.device, amp_dtype: Optional[torch.dtype]) -> None:
+        self.cfg = cfg
+        self.optimizer = self.build_optimizer(cfg, params)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
+
+    def build_optimizer(self, cfg, params: List[nn.Parameter]) -> torch.optim.Optimizer:
+        """mdistiller's SGD with momentum and weight decay."""
+        return torch.optim.SGD(params, lr=cfg.SOLVER.LR, momentum=cfg.SOLVER.MOMENTUM,
+                               weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def step(self, losses: Dict[str, torch.Tensor]) -> None:
+        """Minimise the sum of ``losses`` by one step."""
+        raise NotImplementedError
+
+
+@register_update_rule("base", "crd")
+class SumOfLosses(UpdateRule):
+    """One backward of the summed losses, one optimizer step (mdistiller's base and CRD trainers)."""
+
+    def step(self, losses: Dict[str, torch.Tensor]) -> None:
+        loss = sum(losses.values())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
