@@ -76,3 +76,6 @@ class SumOfLosses(UpdateRule):
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+
+
+from . import dot  # noqa: F401,E402  (registers SOLVER.TRAINER dot)

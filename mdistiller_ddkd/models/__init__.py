@@ -95,3 +95,6 @@ def get_model(name: str, dataset: str = "cifar100", num_classes: int = 100, pret
             f"(e.g. {checkpoint or 'download_ckpts/cifar_teachers/<name>_vanilla/ckpt_epoch_240.pth'})"
         )
     return builder(num_classes=num_classes, pretrained=pretrained) if takes_pretrained else builder(num_classes=num_classes)
+
+
+from . import tiny_imagenet  # noqa: E402,F401  (registers the tiny_imagenet zoo)
