@@ -27,15 +27,17 @@ setup(
     package_data={"mdistiller_ddkd.configs": ["*/*.yaml", "*/*/*.yaml", "*/*/*/*.yaml"],
                   "mdistiller_ddkd": ["data/*.json"]},
     install_requires=["torch>=2.0", "torchvision>=0.15", "yacs", "tensorboardX", "tqdm", "numpy", "pyyaml"],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest"], "plot": ["matplotlib"]},
     entry_points={
         "console_scripts": [
             "ddkd-train=mdistiller_ddkd.cli.train:main",
+            "ddkd-diagnose=mdistiller_ddkd.cli.diagnose:main",
             "ddkd-eval=mdistiller_ddkd.cli.eval:main",
             "ddkd-suite=mdistiller_ddkd.cli.suite:main",
             "ddkd-table=mdistiller_ddkd.cli.table:main",
             "ddkd-download-teachers=mdistiller_ddkd.cli.download_teachers:main",
-            "ddkd-bench=mdistiller_ddkd.engine.bench:main",
+            "ddkd-bench=mdistiller_ddkd.cli.bench_step:main",
+            "ddkd-bench-epoch=mdistiller_ddkd.cli.bench_epoch:main",
         ]
     },
 )

@@ -9,6 +9,8 @@ import sys
 import pytest
 import torch
 
+from mdistiller_ddkd.pairs import CIFAR_PAIRS as PAPER_CIFAR_PAIRS
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_REFERENCE = os.path.join(os.path.dirname(REPO_ROOT), "shared", "reference")
 
@@ -16,20 +18,9 @@ SHARED_REFERENCE = os.path.join(os.path.dirname(REPO_ROOT), "shared", "reference
 # threads per process (pytest plus the subprocesses it starts) oversubscribe the CPU badly
 torch.set_num_threads(1)
 
-#: the eleven CIFAR-100 teacher/student pairs of the paper's Tables 2 and 3 (mdistiller's config names)
-CIFAR_PAIRS = {
-    "res32x4_res8x4": ("resnet32x4", "resnet8x4"),
-    "res56_res20": ("resnet56", "resnet20"),
-    "res110_res32": ("resnet110", "resnet32"),
-    "vgg13_vgg8": ("vgg13", "vgg8"),
-    "wrn40_2_wrn_16_2": ("wrn_40_2", "wrn_16_2"),
-    "wrn40_2_wrn_40_1": ("wrn_40_2", "wrn_40_1"),
-    "res32x4_shuv1": ("resnet32x4", "ShuffleV1"),
-    "res32x4_shuv2": ("resnet32x4", "ShuffleV2"),
-    "res50_mv2": ("ResNet50", "MobileNetV2"),
-    "vgg13_mv2": ("vgg13", "MobileNetV2"),
-    "wrn40_2_shuv1": ("wrn_40_2", "ShuffleV1"),
-}
+#: the eleven CIFAR-100 teacher/student pairs (the ten of the paper's Tables 2 and 3 and mdistiller's
+#: resnet110 -> resnet32), stated once in the package: ``{config name: (teacher, student)}``
+CIFAR_PAIRS = dict(PAPER_CIFAR_PAIRS)
 
 
 def load_reference(name: str):

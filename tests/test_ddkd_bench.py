@@ -1,10 +1,11 @@
-"""tools/bench_step.py's engine: a tiny run produces timings, ratios and a table."""
+"""The benchmarks (mdistiller_ddkd.bench) and their command lines: tiny runs produce timings, ratios and tables."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from mdistiller_ddkd.engine.bench import markdown_table, pair_config_file, run_benchmark
+from mdistiller_ddkd.bench.step import markdown_table, pair_config_file, run_benchmark
 
 
 def test_bench_runs_and_reports_ratio_to_dkd():
@@ -26,3 +27,64 @@ def test_pair_config_files_are_found():
     assert pair_config_file("DDKD", "vgg13_mv2", "cifar100").endswith("configs/cifar100/ddkd/vgg13_mv2.yaml")
     assert pair_config_file("DDKD", "r50_mv1", "imagenet").endswith("configs/imagenet/r50_mv1/ddkd.yaml")
     assert pair_config_file("DDKD", "no_such_pair", "cifar100") is None
+
+
+def test_bench_step_cli_writes_json_and_table(tmp_path, capsys):
+    import json
+
+    from mdistiller_ddkd.cli.bench_step import main
+
+    out = tmp_path / "step.json"
+    previous = torch.get_num_threads()
+    try:
+        assert main(["--teacher", "resnet14", "--student", "resnet8", "--methods", "KD", "DKD", "--batch-size", "2",
+                     "--steps", "2", "--warmup", "1", "--threads", "1", "--no-memory", "--json", str(out)]) == 0
+    finally:
+        torch.set_num_threads(previous)
+    results = json.loads(out.read_text())
+    assert [r["method"] for r in results] == ["KD", "DKD"] and results[0]["peak_memory_bytes"] is None
+    printed = capsys.readouterr().out
+    assert printed.rstrip().endswith(markdown_table(results))
+    # timings are reported, never asserted against a budget (a loaded machine must not fail a correct build)
+    print({r["method"]: round(1000 * r["median_step_s"], 2) for r in results}, "ms per step")
+
+
+def test_bench_epoch_cli_one_tiny_epoch(tmp_path, capsys, monkeypatch):
+    import json
+
+    from mdistiller_ddkd.cli.bench_epoch import main
+
+    monkeypatch.setenv("DDKD_BENCH_DIR", str(tmp_path / "work"))
+    out = tmp_path / "epoch.json"
+    assert main(["--pair", "resnet14", "resnet8", "--methods", "NONE", "--paths", "gpu", "--train-size", "64",
+                 "--batch-size", "32", "--epochs", "1", "--device", "cpu", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert len(rows) == 1 and rows[0]["train_images"] == 64 and rows[0]["path"] == "gpu_augment"
+    assert rows[0]["images_per_s"] == pytest.approx(64 / rows[0]["epoch_seconds"])
+    printed = capsys.readouterr().out
+    assert "| NONE | gpu_augment | off | False |" in printed
+
+
+def test_console_scripts_name_importable_mains():
+    """Every ``console_scripts`` entry of setup.py (ddkd-bench, ddkd-bench-epoch, ...) resolves to a callable."""
+    import importlib
+    import os
+    import re
+
+    from tests.conftest import REPO_ROOT
+
+    with open(os.path.join(REPO_ROOT, "setup.py"), encoding="utf-8") as f:
+        entries = dict(re.findall(r'"([\w-]+)=([\w.]+:\w+)"', f.read()))
+    assert {"ddkd-bench", "ddkd-bench-epoch"} <= set(entries)
+    assert entries["ddkd-bench"] == "mdistiller_ddkd.cli.bench_step:main"
+    for script, target in entries.items():
+        module, attr = target.split(":")
+        assert callable(getattr(importlib.import_module(module), attr)), script
+
+
+def test_bench_user_errors_are_one_line_and_exit_2(capsys):
+    from mdistiller_ddkd.cli.bench_step import main
+
+    assert main(["--teacher", "resnet14", "--student", "resnet8", "--methods", "MAGIC", "--no-memory"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "MAGIC" in err and "\n" not in err

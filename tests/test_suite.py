@@ -147,9 +147,13 @@ def test_interrupted_run_is_resumed(tiny_suite):
     process = subprocess.Popen([sys.executable, "tools/suite.py", spec, "--no-report"], cwd=REPO_ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 240
-    while not (run_dir / "latest").exists() and time.time() < deadline and process.poll() is None:
+    # the trainer writes `latest`, then results.json: wait for both, or a SIGINT in between leaves no results
+    def saved() -> bool:
+        return (run_dir / "latest").exists() and (run_dir / "results.json").exists()
+
+    while not saved() and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)
-    assert (run_dir / "latest").exists(), "no checkpoint appeared"
+    assert saved(), "no checkpoint appeared"
     process.send_signal(signal.SIGINT)  # the suite stops its training process
     out, _ = process.communicate(timeout=120)
     assert process.returncode != 0 and "interrupted" in out, out
@@ -176,3 +180,126 @@ def test_plan_status_and_resume_command(tmp_path):
     with open(os.path.join(kd.output_dir, "results.json"), "w") as f:
         json.dump({"finished": True, "epoch": 12}, f)
     assert kd.status() == "finished"
+
+
+# ------------------------------------------------------------- pairs, subcommands, plugins, mdistiller
+def test_the_paper_pairs_are_the_rows_of_the_paper_tables():
+    from mdistiller_ddkd.pairs import pairs_of
+    from mdistiller_ddkd.suite.paper import PAIR_NAMES
+    from tests.conftest import CIFAR_PAIRS
+
+    rows = lambda *tables: {(r["teacher"], r["student"]) for t in tables for r in table_rows(t)}  # noqa: E731
+    # the ten pairs of Tables 2 and 3, plus mdistiller's resnet110 -> resnet32 (configs shipped, not in the paper)
+    assert set(CIFAR_PAIRS.values()) == rows("table2", "table3") | {("resnet110", "resnet32")}
+    assert len(CIFAR_PAIRS) == 11
+    assert set(pairs_of("imagenet").values()) == rows("table1")
+    assert all(PAIR_NAMES[pair] == name for name, pair in CIFAR_PAIRS.items())
+
+
+def test_run_is_the_default_subcommand(capsys):
+    implicit = dry_run(capsys, "table2", "--seeds", "1", "--methods", "KD")
+    explicit = dry_run(capsys, "run", "table2", "--seeds", "1", "--methods", "KD")
+    assert implicit == explicit and implicit[0] == 0 and len(implicit[1]) == 5  # table2: 5 pairs
+
+
+def test_report_subcommand_prints_the_table(tmp_path, capsys):
+    folder = tmp_path / "kd-x-s0"
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps({
+        "method": "KD", "teacher": "resnet56", "student": "resnet20", "dataset": "cifar100", "seed": 0,
+        "finished": True, "best_acc": 70.5, "last_acc": 70.0}))
+    assert suite_main(["report", str(tmp_path), "--format", "csv"]) == 0
+    assert "70.5000" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        suite_main(["report", str(tmp_path), "--bogus"])
+    assert exit_info.value.code == 2 and "--bogus" in capsys.readouterr().err
+
+
+def test_plugins_are_loaded_for_planning_and_passed_to_every_run(tmp_path, capsys, monkeypatch):
+    from mdistiller_ddkd.distillers import distiller_dict
+
+    (tmp_path / "suite_test_plugin.py").write_text(
+        "from mdistiller_ddkd.distillers import register_distiller\n"
+        "from mdistiller_ddkd.distillers.kd import KD\n\n\n"
+        "@register_distiller('SUITEPLUGINKD')\n"
+        "class SuitePluginKD(KD):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    suite = tmp_path / "s.yaml"
+    suite.write_text(yaml.safe_dump({"name": "p", "methods": ["SUITEPLUGINKD"], "pairs": ["res56_res20"],
+                                     "config": "configs/cifar100/kd/{pair}.yaml"}))
+    try:
+        code, lines, err = dry_run(capsys, str(suite))
+        assert code == 0 and "SUITEPLUGINKD not registered" in err  # without the plugin: unknown when planning
+        code, lines, err = dry_run(capsys, str(suite), "--plugins", "suite_test_plugin")
+        assert code == 0 and "not registered" not in err and len(lines) == 1
+        assert " --plugins suite_test_plugin " in lines[0] and _value(lines[0], "DISTILLER.TYPE") == "SUITEPLUGINKD"
+        assert suite_main([str(suite), "--plugins", "no_such_plugin_module", "--dry-run"]) == 2
+        assert "no_such_plugin_module" in capsys.readouterr().err
+    finally:
+        distiller_dict.pop("SUITEPLUGINKD", None)
+        sys.modules.pop("suite_test_plugin", None)
+
+
+def _expected_mdistiller_grid():
+    """(runnable (method, pair) names, not runnable ones) from the registry and the files on disk."""
+    from mdistiller_ddkd.distillers import distiller_dict
+    from tests.conftest import CIFAR_PAIRS
+
+    runnable, missing = set(), set()
+    for method in set(distiller_dict) - {"NONE"}:
+        for pair in CIFAR_PAIRS:
+            exists = os.path.isfile(os.path.join(REPO_ROOT, "configs", "cifar100", method.lower(), f"{pair}.yaml"))
+            (runnable if exists else missing).add((method, pair))
+    return runnable, missing
+
+
+def test_mdistiller_suite_is_every_registered_method_on_the_eleven_pairs(capsys):
+    from tests.conftest import CIFAR_PAIRS
+
+    assert suite_main(["mdistiller", "--seeds", "1", "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    lines = [l for l in out if l and not l.startswith("#")]
+    runnable, missing = _expected_mdistiller_grid()
+    distilled = {(_value(l, "DISTILLER.TYPE"), _value(l, "EXPERIMENT.NAME").split("-")[1]) for l in lines
+                 if _value(l, "DISTILLER.TYPE") != "NONE"}
+    assert distilled == runnable
+    assert len(lines) == len(runnable) + len({s for _, s in CIFAR_PAIRS.values()})  # + each student alone
+    plan = plan_suite(restrict(load_suite("mdistiller"), seeds=[0]))
+    assert {(i.method, i.pair.name) for i in plan.not_runnable} == missing and not plan.problems()
+    assert any(l.startswith("# not runnable") for l in out) == bool(missing)
+
+
+def test_mdistiller_suite_lists_what_it_cannot_run_with_the_reason(capsys):
+    from mdistiller_ddkd.distillers import distiller_dict, register_distiller
+    from mdistiller_ddkd.distillers.kd import KD
+
+    register_distiller("ZZSUITEONLY")(type("ZzSuiteOnly", (KD,), {}))  # a method with no configs at all
+    try:
+        spec = load_suite("mdistiller")
+        assert "ZZSUITEONLY" in spec.methods and spec.methods[0] == "NONE"  # taken from the registry now
+        code = suite_main(["mdistiller", "--seeds", "1", "--methods", "ZZSUITEONLY,KD", "--dry-run"])
+        out = capsys.readouterr().out.splitlines()
+    finally:
+        distiller_dict.pop("ZZSUITEONLY", None)
+    assert code == 0
+    commands = [l for l in out if not l.startswith("#")]
+    assert len(commands) == 11 and all(_value(l, "DISTILLER.TYPE") == "KD" for l in commands)
+    notes = [l for l in out if l.startswith("#")]
+    assert notes[0].startswith("# not runnable: 11 (method, pair)")
+    assert notes[1] == ("#   ZZSUITEONLY on every pair (11): configs/cifar100/zzsuiteonly/ does not exist: "
+                        "the method ships no configs for this dataset yet")
+
+
+def test_skip_missing_names_each_missing_pair_config(tmp_path, capsys):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(yaml.safe_dump({"name": "s", "methods": ["KD"], "pairs": ["res56_res20", "vgg13_vgg8"],
+                                     "config": "configs/cifar100/kd/{pair}.yaml", "skip_missing": True}))
+    os.makedirs(tmp_path / "configs" / "cifar100" / "kd")
+    (tmp_path / "configs" / "cifar100" / "kd" / "res56_res20.yaml").write_text("DISTILLER:\n  TYPE: KD\n")
+    spec = load_suite(str(suite))
+    spec.config = str(tmp_path / "configs" / "cifar100" / "kd" / "{pair}.yaml")
+    plan = plan_suite(spec)
+    assert [r.name for r in plan.runs] == ["kd-res56_res20-s0"] and not plan.problems()
+    (item,) = plan.not_runnable
+    assert item.pair.name == "vgg13_vgg8" and item.config.endswith("kd/vgg13_vgg8.yaml")
+    assert "does not exist: the method has configs for other pairs" in item.reason

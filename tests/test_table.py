@@ -101,3 +101,47 @@ def test_cli(runs, capsys):
     out = capsys.readouterr().out
     assert "res56_res20" in out and "71.5000" in out
     assert table_main([str(runs / "nowhere")]) == 2
+
+
+# ------------------------------------------------------------------------- the one Markdown formatter
+def test_markdown_table_layout_and_alignment():
+    from mdistiller_ddkd.tables import markdown_table
+
+    text = markdown_table(["method", "ms", "note"], [["KD", 1.5, ""], ["DKD", "12.0", "x"]], align="lrc")
+    assert text == ("| method | ms | note |\n"
+                    "|---|---:|:---:|\n"
+                    "| KD | 1.5 |  |\n"
+                    "| DKD | 12.0 | x |")
+    assert markdown_table(["a"], []) == "| a |\n|---|"  # left-aligned by default, no rows
+    with pytest.raises(ValueError, match="one of"):
+        markdown_table(["a", "b"], [], align="l")
+    with pytest.raises(ValueError, match="1 cells for 2 columns"):
+        markdown_table(["a", "b"], [["only"]])
+
+
+def test_benchmark_tables_render_through_the_formatter():
+    from mdistiller_ddkd.bench.epoch import markdown_table as epoch_table
+    from mdistiller_ddkd.bench.step import markdown_table as step_table
+
+    step = step_table([{"method": "DKD", "median_step_s": 0.02468, "ratio_to_dkd": 1.0, "paired_ratio_to_dkd": 1.0,
+                        "peak_memory_bytes": None, "extra_parameters": 1234567}])
+    assert step == ("| method | median step (ms) | × DKD (medians) | × DKD (paired) | peak memory (MiB) | extra params |\n"
+                    "|---|---:|---:|---:|---:|---:|\n"
+                    "| DKD | 24.7 | 1.00 | 1.00 | – | 1,234,567 |")
+    rows = [{"method": m, "path": p, "amp": "off", "channels_last": False, "images_per_s": v, "epoch_seconds": 2.0,
+             "peak_memory_bytes": 3 * 2**20} for m, p, v in (("DKD", "dataloader", 100.0), ("DDKD", "gpu_augment", 150.0))]
+    assert epoch_table(rows).splitlines() == [
+        "| method | path | amp | channels-last | images/s | epoch s | peak memory (MiB) | ×DKD | ×DataLoader |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
+        "| DKD | dataloader | off | False | 100.0 | 2.00 | 3 | 1.00 | 1.00 |",
+        "| DDKD | gpu_augment | off | False | 150.0 | 2.00 | 3 | — | — |",  # no DKD on gpu, no DDKD loader run
+    ]
+
+
+def test_result_table_markdown_layout(runs):
+    tables = build_tables(load_results([str(runs)]), dataset="synthetic")
+    assert render(tables, "markdown") == (
+        "**synthetic: top-1 accuracy (%), best epoch, mean ± std over seeds**\n\n"
+        "| Teacher → Student | Teacher | Student | KD |\n"
+        "|---|---|---|---|\n"
+        "| resnet20 → resnet8 |  |  | 60.00 ± 0.00 (n=1) |")

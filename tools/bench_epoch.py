@@ -1,12 +1,13 @@
 #!/usr/bin/env python
-"""Thin entry point; the logic lives in mdistiller_ddkd/engine/bench_epoch.py."""
+"""Thin entry point; the logic lives in mdistiller_ddkd/cli/bench_epoch.py (the benchmark itself in
+mdistiller_ddkd/bench/epoch.py)."""
 
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mdistiller_ddkd.engine.bench_epoch import main  # noqa: E402
+from mdistiller_ddkd.cli.bench_epoch import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

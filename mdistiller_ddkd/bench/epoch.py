@@ -6,24 +6,22 @@ Data: a CIFAR-100-format folder in the real pickle format written to a temporary
 class-structured images: real CIFAR-100 cannot be downloaded everywhere, and timing does not depend on
 the pixels). Teachers get random weights written as an mdistiller-format checkpoint.
 
-    python tools/bench_epoch.py --pair resnet32x4 resnet8x4 --methods NONE DKD DDKD --paths loader gpu \
+    ddkd-bench-epoch --pair resnet32x4 resnet8x4 --methods NONE DKD DDKD --paths loader gpu \
         --amp off bf16 --train-size 4096
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import os
-import sys
-import tempfile
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .bench import peak_rss_bytes
+from ..tables import markdown_table as _markdown_table
+from .common import peak_rss_bytes, sync
 
 
 def _peak_memory_bytes(device: torch.device) -> int:
@@ -52,8 +50,8 @@ def measure_epoch(
     """Train ``epochs`` epochs (the first is warm-up) and time the last one's training part.
 
     Returns the measurement on rank 0 (None on other ranks)."""
-    from .cfg import load_config
-    from .trainer import Trainer
+    from ..engine.cfg import load_config
+    from ..engine.trainer import Trainer
 
     name = f"{method}_{'gpu' if gpu_augment else 'loader'}_{amp}{'_cl' if channels_last else ''}"
     cfg = load_config(None, [
@@ -69,13 +67,12 @@ def measure_epoch(
     seconds: List[float] = []
     try:
         for epoch in range(1, epochs + 1):
+            sync(trainer.device)
             if trainer.device.type == "cuda":
-                torch.cuda.synchronize(trainer.device)
                 torch.cuda.reset_peak_memory_stats(trainer.device)
             start = time.perf_counter()
             trainer.train_epoch(epoch)
-            if trainer.device.type == "cuda":
-                torch.cuda.synchronize(trainer.device)
+            sync(trainer.device)
             seconds.append(time.perf_counter() - start)
         images = trainer.num_data
         result = {
@@ -93,71 +90,64 @@ def measure_epoch(
 def markdown_table(rows: List[Dict]) -> str:
     """Rows with two ratios: throughput relative to DKD (same path and precision) and relative to the
     DataLoader path (same method and precision)."""
-    lines = ["| method | path | amp | channels-last | images/s | epoch s | peak memory (MiB) | ×DKD | ×DataLoader |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|"]
+    headers = ["method", "path", "amp", "channels-last", "images/s", "epoch s", "peak memory (MiB)", "×DKD",
+               "×DataLoader"]
     speed = {(r["method"], r["path"], r["amp"], r["channels_last"]): r["images_per_s"] for r in rows}
 
     def ratio(r, key):
         ref = speed.get(key)
         return f"{r['images_per_s'] / ref:.2f}" if ref else "—"
 
+    cells = []
     for r in rows:
         vs_dkd = ratio(r, ("DKD", r["path"], r["amp"], r["channels_last"]))
         vs_loader = ratio(r, (r["method"], "dataloader", r["amp"], r["channels_last"]))
-        lines.append(f"| {r['method']} | {r['path']} | {r['amp']} | {r['channels_last']} | {r['images_per_s']:.1f} | "
-                     f"{r['epoch_seconds']:.2f} | {r['peak_memory_bytes'] / 2**20:.0f} | {vs_dkd} | {vs_loader} |")
-    return "\n".join(lines)
+        cells.append([r["method"], r["path"], r["amp"], r["channels_last"], f"{r['images_per_s']:.1f}",
+                      f"{r['epoch_seconds']:.2f}", f"{r['peak_memory_bytes'] / 2**20:.0f}", vs_dkd, vs_loader])
+    return _markdown_table(headers, cells, align="llll" + "r" * 5)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="ddkd-bench-epoch", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pair", nargs=2, default=["resnet32x4", "resnet8x4"], metavar=("TEACHER", "STUDENT"))
-    parser.add_argument("--methods", nargs="+", default=["NONE", "DKD", "DDKD"])
-    parser.add_argument("--paths", nargs="+", default=["loader", "gpu"], choices=["loader", "gpu"])
-    parser.add_argument("--amp", nargs="+", default=["off"], choices=["off", "bf16", "fp16"])
-    parser.add_argument("--channels-last", nargs="+", default=["off"], choices=["off", "on"])
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--train-size", type=int, default=2048, help="images in the CIFAR-format train set")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per setting; the last one is timed")
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers (the loader path)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--json", default="", help="also write the results to this file")
-    args = parser.parse_args(argv)
-
+def prepare_run_folder(workdir: str, teacher: str, train_size: int, device: str = "auto") -> Tuple[str, str]:
+    """``(data root, teacher checkpoint)`` under ``workdir``: rank 0 writes a CIFAR-100-format train set of
+    ``train_size`` images and a randomly initialised ``teacher`` checkpoint (once); under torchrun the
+    process group is started and every rank waits for them."""
     from ..dataset.cifar_format import write_cifar100_folder
+    from ..engine.checkpoint import save_checkpoint_atomic
     from ..models import cifar_model_dict
-    from .checkpoint import save_checkpoint_atomic
 
-    rank = int(os.environ.get("RANK", "0"))
-    with tempfile.TemporaryDirectory(prefix="ddkd_bench_") as local_tmp:
-        # under torchrun every rank must see the same files: use a folder named after the launch
-        workdir = os.environ.get("DDKD_BENCH_DIR") or local_tmp
-        data_root = os.path.join(workdir, "data")
-        ckpt = os.path.join(workdir, "teacher.pth")
-        if rank == 0 and not os.path.isdir(os.path.join(data_root, "cifar-100-python")):
-            write_cifar100_folder(data_root, n_train=args.train_size, n_test=256)
-            save_checkpoint_atomic({"model": cifar_model_dict[args.pair[0]][0](num_classes=100).state_dict()}, ckpt)
-        if torch.distributed.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            from .distributed import init_runtime
+    data_root = os.path.join(workdir, "data")
+    ckpt = os.path.join(workdir, "teacher.pth")
+    if int(os.environ.get("RANK", "0")) == 0 and not os.path.isdir(os.path.join(data_root, "cifar-100-python")):
+        write_cifar100_folder(data_root, n_train=train_size, n_test=256)
+        save_checkpoint_atomic({"model": cifar_model_dict[teacher][0](num_classes=100).state_dict()}, ckpt)
+    if torch.distributed.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from ..engine.distributed import init_runtime
 
-            init_runtime(args.device)
-            torch.distributed.barrier()
-        rows = []
-        for method, path, amp, cl in itertools.product(args.methods, args.paths, args.amp, args.channels_last):
-            row = measure_epoch(method, args.pair[0], args.pair[1], data_root, ckpt, os.path.join(workdir, "out"),
-                                batch_size=args.batch_size, gpu_augment=path == "gpu", amp=amp,
-                                channels_last=cl == "on", device=args.device, workers=args.workers,
-                                epochs=args.epochs)
-            if row is not None:
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-        if rank == 0:
-            print(markdown_table(rows))
-            if args.json:
-                with open(args.json, "w") as f:
-                    json.dump(rows, f, indent=1)
-    return 0
+        init_runtime(device)
+        torch.distributed.barrier()
+    return data_root, ckpt
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def run_grid(
+    teacher: str,
+    student: str,
+    workdir: str,
+    methods: Sequence[str],
+    paths: Sequence[str] = ("loader", "gpu"),
+    amps: Sequence[str] = ("off",),
+    channels_last: Sequence[str] = ("off",),
+    train_size: int = 2048,
+    **options,
+) -> List[Dict]:
+    """:func:`measure_epoch` for every (method, path ``loader``/``gpu``, amp, channels-last ``off``/``on``),
+    each row printed as one JSON line when measured; returns the rows of rank 0 (none on other ranks).
+    ``options``: ``batch_size``, ``device``, ``workers``, ``epochs`` of :func:`measure_epoch`."""
+    data_root, ckpt = prepare_run_folder(workdir, teacher, train_size, options.get("device", "auto"))
+    rows = []
+    for method, path, amp, cl in itertools.product(methods, paths, amps, channels_last):
+        row = measure_epoch(method, teacher, student, data_root, ckpt, os.path.join(workdir, "out"),
+                            gpu_augment=path == "gpu", amp=amp, channels_last=cl == "on", **options)
+        if row is not None:
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows

@@ -12,12 +12,7 @@ size (``ru_maxrss``) minus its resident size just before the first step ("peak R
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import resource
 import statistics
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -25,30 +20,18 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..tables import markdown_table as _markdown_table
+from .common import current_rss_bytes, peak_rss_bytes, sync
+
 DEFAULT_METHODS = ("NONE", "KD", "DKD", "DIFFKD", "DDKD")
 NUM_CLASSES = {"cifar100": 100, "imagenet": 1000}
-
-
-def _current_rss_bytes() -> Optional[int]:
-    """Resident set size now (Linux ``/proc/self/statm``); None elsewhere."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far, in bytes."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
 
 
 def pair_config_file(method: str, pair: Optional[str], dataset: str) -> Optional[str]:
     """``configs/cifar100/<method>/<pair>.yaml`` (or ``configs/imagenet/<pair>/<method>.yaml``) if shipped."""
     if not pair:
         return None
-    from .cfg import resolve_config_path
+    from ..engine.cfg import resolve_config_path
 
     rel = (
         f"configs/imagenet/{pair}/{method.lower()}.yaml"
@@ -79,7 +62,7 @@ def build_step(
     from ..distillers import get_distiller_class
     from ..dataset.registry import dataset_info
     from ..models import get_model as build_model
-    from .cfg import load_config
+    from ..engine.cfg import load_config
 
     torch.manual_seed(seed)
     dev = torch.device(device)
@@ -111,11 +94,6 @@ def build_step(
     return step, int(distiller.get_extra_parameters())
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def measure_times(
     methods: Sequence[str],
     teacher: str,
@@ -142,10 +120,10 @@ def measure_times(
     times: Dict[str, List[float]] = {m: [] for m in methods}
     for _ in range(steps):
         for method, (step, _) in runners.items():
-            _sync(dev)
+            sync(dev)
             start = time.perf_counter()
             step()
-            _sync(dev)
+            sync(dev)
             times[method].append(time.perf_counter() - start)
     return {m: {"times_s": times[m], "extra_parameters": runners[m][1]} for m in methods}
 
@@ -173,10 +151,10 @@ def measure_memory(
         torch.cuda.reset_peak_memory_stats(dev)
         base = torch.cuda.memory_allocated(dev)
     else:
-        base = _current_rss_bytes() or 0
+        base = current_rss_bytes() or 0
     for _ in range(steps):
         step()
-    _sync(dev)
+    sync(dev)
     if dev.type == "cuda":
         return torch.cuda.max_memory_allocated(dev) - base, "cuda max_memory_allocated delta"
     return peak_rss_bytes() - base, "peak RSS delta (ru_maxrss - RSS before step 1)"
@@ -244,51 +222,12 @@ def run_benchmark(
 
 def markdown_table(results: Sequence[Dict]) -> str:
     """The results as a Markdown table."""
-    lines = [
-        "| method | median step (ms) | × DKD (medians) | × DKD (paired) | peak memory (MiB) | extra params |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+    headers = ["method", "median step (ms)", "× DKD (medians)", "× DKD (paired)", "peak memory (MiB)", "extra params"]
+    rows = []
     for r in results:
         ratio = f"{r['ratio_to_dkd']:.2f}" if r.get("ratio_to_dkd") else "–"
         paired = f"{r['paired_ratio_to_dkd']:.2f}" if r.get("paired_ratio_to_dkd") else "–"
         memory = f"{r['peak_memory_bytes'] / 2**20:.1f}" if r.get("peak_memory_bytes") is not None else "–"
-        lines.append(
-            f"| {r['method']} | {1000 * r['median_step_s']:.1f} | {ratio} | {paired} | {memory} | {r['extra_parameters']:,} |"
-        )
-    return "\n".join(lines)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Median wall time and peak memory of one distillation training step.")
-    p.add_argument("--teacher", required=True, help="teacher model name (e.g. resnet32x4)")
-    p.add_argument("--student", required=True, help="student model name (e.g. resnet8x4)")
-    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), help="distiller names")
-    p.add_argument("--pair", default=None, help="pair whose shipped config files to merge, e.g. res32x4_res8x4")
-    p.add_argument("--dataset", default="cifar100", help="a registered DATASET.TYPE (cifar100, imagenet, ...)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--steps", type=int, default=20, help="timed steps per method (>= 20 recommended)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps per method first")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
-    p.add_argument("--no-memory", action="store_true", help="skip the per-method memory processes")
-    p.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"], help="autocast precision")
-    p.add_argument("--channels-last", action="store_true", help="channels-last models and images")
-    p.add_argument("--json", default=None, help="also write the results to this file")
-    return p
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    results = run_benchmark(
-        args.teacher, args.student, args.methods, pair=args.pair, dataset=args.dataset,
-        batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, device=args.device,
-        threads=args.threads, memory=not args.no_memory, amp=args.amp, channels_last=args.channels_last,
-    )
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
-    print()
-    print(markdown_table(results))
-    return 0
+        rows.append([r["method"], f"{1000 * r['median_step_s']:.1f}", ratio, paired, memory,
+                     f"{r['extra_parameters']:,}"])
+    return _markdown_table(headers, rows, align="l" + "r" * 5)

@@ -3,7 +3,9 @@
     python tools/suite.py demo                               # offline demo (synthetic data), then its table
     python tools/suite.py table2 --dry-run                   # one training command per run
     python tools/suite.py table2 --jobs 8                    # 8 runs at a time, one GPU each
+    python tools/suite.py mdistiller --dry-run               # every registered method x the 11 CIFAR pairs
     python tools/suite.py my_suite.yaml --seeds 1 SOLVER.EPOCHS 2
+    python tools/suite.py run table2 --plugins my_methods    # `run` is the default subcommand
     python tools/suite.py report table2 [--metric last]      # the table of a suite's output folders
 
 Finished runs are skipped and interrupted ones resumed, so a suite can be restarted at any time.
@@ -12,19 +14,18 @@ Finished runs are skipped and interrupted ones resumed, so a suite can be restar
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from typing import List, Optional
 
+from ..plugins import PluginError, add_plugins_argument, plugins_from_args, split_modules
 from ..suite.spec import NAMED_SUITES, SuiteSpec, load_suite, restrict, seeds_from_option
 
+SUBCOMMANDS = ("run", "report")
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ddkd-suite",
-        description=f"Run a suite of trainings ({', '.join(NAMED_SUITES)} or a YAML file) and print its table. "
-        f"`ddkd-suite report SUITE` prints the table only. KEY VALUE pairs override config keys of every run.",
-    )
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suite", help=f"a named suite ({', '.join(NAMED_SUITES)}) or a suite YAML file")
     parser.add_argument("--dry-run", action="store_true", help="print one training command per run and exit")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1); one GPU each when there are GPUs")
@@ -39,8 +40,53 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     parser.add_argument("--no-report", action="store_true", help="do not print the table at the end")
     parser.add_argument("--metric", choices=("best", "last"), default="best", help="accuracy in the final table")
-    parser.add_argument("opts", nargs="*", metavar="KEY VALUE", help="config overrides for every run")
+    add_plugins_argument(parser)
+    parser.add_argument("opts", nargs="*", default=[], metavar="KEY VALUE", help="config overrides for every run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``ddkd-suite {run,report} ...``; a first argument that is not a subcommand means ``run``."""
+    from .table import add_table_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="ddkd-suite",
+        description=f"Run a suite of trainings ({', '.join(NAMED_SUITES)} or a YAML file) and print its table "
+        f"(`ddkd-suite [run] SUITE`), or print the table only (`ddkd-suite report SUITE`).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="{run,report}")
+    run = commands.add_parser("run", help="run a suite (the default: `ddkd-suite SUITE` means `ddkd-suite run SUITE`)",
+                              description="Run a suite's trainings and print its table. KEY VALUE pairs override "
+                              "config keys of every run.")
+    _add_run_arguments(run)
+    report = commands.add_parser("report", help="print the table of a suite's output folders (as ddkd-table)",
+                                 description="Tabulate a suite's run folders like the paper.")
+    add_table_arguments(report)
+    parser.commands = {"run": run, "report": report}  # for their own usage line in error messages
     return parser
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parsed arguments; KEY VALUE overrides after options are gathered into ``opts`` (``run``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in (*SUBCOMMANDS, "-h", "--help"):
+        argv = ["run", *argv]
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    unknown = [a for a in extra if a.startswith("--")] if args.command == "run" else extra
+    if unknown:
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "run":
+        args.opts = list(args.opts) + extra
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    if args.command == "report":
+        from .table import run_table
+
+        return run_table(args)
+    return run_suite(args)
 
 
 def _spec_from_args(args) -> SuiteSpec:
@@ -53,11 +99,20 @@ def _spec_from_args(args) -> SuiteSpec:
     )
 
 
+def _plan_from_args(args):
+    """The plan (plugins loaded first, so their methods and datasets are known); raises user errors."""
+    plugins_from_args(args)
+    spec = _spec_from_args(args)
+    if len(args.opts) % 2:
+        raise ValueError(f"config overrides must be KEY VALUE pairs, got {args.opts}")
+    from ..suite.plan import plan_suite
+
+    return plan_suite(spec, args.opts, args.output, plugins=split_modules(args.plugins))
+
+
 def print_report(spec: SuiteSpec, output: Optional[str], metric: str = "best", fmt: str = "markdown",
                  topk: int = 1) -> str:
     """The table of a suite's output folder, rows and columns in the suite's order."""
-    import os
-
     from ..suite.report import suite_report
 
     root = os.path.join(output or spec.output, spec.name)
@@ -68,50 +123,49 @@ def print_report(spec: SuiteSpec, output: Optional[str], metric: str = "best", f
     return text
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "report":
-        from .table import main as table_main
+def print_dry_run(plan, launcher: Optional[List[str]]) -> None:
+    """One shell line per run (teachers first, in stages when the suite trains them), then the
+    (method, pair) left out as ``#`` comments; the plan's problems as warnings on stderr."""
+    from ..suite.plan import shell_command
 
-        return table_main(argv[1:])
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    unknown = [a for a in extra if a.startswith("--")]
-    if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    args.opts = list(args.opts) + extra
+    for problem in plan.problems():
+        print(f"warning: {problem}", file=sys.stderr)
+    staged = any(run.after for run in plan.runs)
+    header = None
+    for run in plan.runs:
+        stage = "# 2) after the teachers above have finished:" if run.after else "# 1) first:"
+        if staged and stage != header:
+            print(stage)
+            header = stage
+        print(shell_command(run, launcher))
+    for line in plan.not_runnable_lines():
+        print(line)
+
+
+def run_suite(args: argparse.Namespace) -> int:
+    """``ddkd-suite run``: plan, then print the commands (``--dry-run``) or run them and print the table."""
     try:
-        spec = _spec_from_args(args)
-        if len(args.opts) % 2:
-            raise ValueError(f"config overrides must be KEY VALUE pairs, got {args.opts}")
-        from ..suite.plan import plan_suite, shell_command
-
-        plan = plan_suite(spec, args.opts, args.output)
-    except (FileNotFoundError, ValueError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        plan = _plan_from_args(args)
+    except (FileNotFoundError, ValueError, KeyError, PluginError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {message}", file=sys.stderr)
         return 2
     launcher = shlex.split(args.launcher) if args.launcher else None
-    problems = plan.problems()
     if args.dry_run:
-        for problem in problems:
-            print(f"warning: {problem}", file=sys.stderr)
-        staged = any(run.after for run in plan.runs)
-        header = None
-        for run in plan.runs:
-            stage = "# 2) after the teachers above have finished:" if run.after else "# 1) first:"
-            if staged and stage != header:
-                print(stage)
-                header = stage
-            print(shell_command(run, launcher))
+        print_dry_run(plan, launcher)
         return 0
+    problems = plan.problems()
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         print("(nothing was started; `--dry-run` prints the commands anyway)", file=sys.stderr)
         return 2
-    n_methods, n_pairs, n_seeds = len(spec.methods), len(spec.pairs), len(spec.seeds)
-    print(f"suite {spec.name}: {len(plan.runs)} runs ({n_methods} methods x {n_pairs} pairs x {n_seeds} seeds"
-          f"{', teachers trained first' if spec.teacher_config else ''}) -> "
+    spec = plan.suite
+    for line in plan.not_runnable_lines():
+        print(line, flush=True)
+    print(f"suite {spec.name}: {len(plan.runs)} runs ({len(spec.methods)} methods x {len(spec.pairs)} pairs x "
+          f"{len(spec.seeds)} seeds{', teachers trained first' if spec.teacher_config else ''}"
+          f"{f', {len(plan.not_runnable)} (method, pair) not runnable' if plan.not_runnable else ''}) -> "
           f"{plan.runs[0].output_dir.rsplit(plan.runs[0].name, 1)[0] if plan.runs else ''}", flush=True)
     if not _prefetch_teachers(plan):
         return 2

@@ -15,13 +15,13 @@ import os
 import sys
 from typing import List, Optional
 
+from ..plugins import PluginError, add_plugins_argument, plugins_from_args
 from ..suite.report import suite_report
 from ..suite.spec import DEFAULT_OUTPUT, NAMED_SUITES, load_suite
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ddkd-table", description="Tabulate run folders (results.json) like "
-                                     "the paper, with the paper's values and the differences.")
+def add_table_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``ddkd-table``, shared with ``ddkd-suite report``."""
     parser.add_argument("sources", nargs="+", help=f"run folders (searched recursively), a named suite "
                         f"({', '.join(NAMED_SUITES)}) or a suite YAML file")
     parser.add_argument("--output", default=None, help=f"LOG.PREFIX the suite ran with (default {DEFAULT_OUTPUT})")
@@ -30,14 +30,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
     parser.add_argument("--all", action="store_true", help="also count unfinished runs")
     parser.add_argument("--no-paper", action="store_true", help="without the paper's values")
+    add_plugins_argument(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ddkd-table", description="Tabulate run folders (results.json) like "
+                                     "the paper, with the paper's values and the differences.")
+    add_table_arguments(parser)
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_table(args: argparse.Namespace) -> int:
+    """Print the table the parsed ``ddkd-table`` options ask for; 2 (with one line) on a user error."""
     roots: List[str] = []
     pairs, dataset, methods = None, None, None
     try:
+        plugins_from_args(args)
         for source in args.sources:
             if source in NAMED_SUITES or (source.endswith((".yaml", ".yml")) and os.path.isfile(source)):
                 spec = load_suite(source)
@@ -53,11 +61,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         text = suite_report([r for r in roots if os.path.exists(r)], metric=args.metric, topk=args.topk,
                             fmt=args.format, pairs=pairs, dataset=dataset, include_unfinished=args.all,
                             with_paper=not args.no_paper, methods=methods)
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, PluginError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(text)
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_table(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

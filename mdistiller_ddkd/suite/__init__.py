@@ -1,11 +1,12 @@
 """Suites of runs (methods x pairs x seeds), their execution and the paper-style result tables."""
 
 from .execute import Outcome, execute_plan
-from .plan import Plan, Run, plan_suite, shell_command
+from .plan import NotRunnable, Plan, Run, plan_suite, shell_command
 from .report import build_tables, load_results, render, suite_report
-from .spec import NAMED_SUITES, Pair, SuiteSpec, load_suite, named_suite, restrict
+from .spec import NAMED_SUITES, Pair, SuiteSpec, load_suite, named_suite, registered_methods, restrict
 
 __all__ = [
-    "NAMED_SUITES", "Outcome", "Pair", "Plan", "Run", "SuiteSpec", "build_tables", "execute_plan", "load_results",
-    "load_suite", "named_suite", "plan_suite", "render", "restrict", "shell_command", "suite_report",
+    "NAMED_SUITES", "NotRunnable", "Outcome", "Pair", "Plan", "Run", "SuiteSpec", "build_tables", "execute_plan",
+    "load_results", "load_suite", "named_suite", "plan_suite", "registered_methods", "render", "restrict",
+    "shell_command", "suite_report",
 ]

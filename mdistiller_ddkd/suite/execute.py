@@ -75,6 +75,95 @@ def _tail(path: str, lines: int = 15) -> str:
         return ""
 
 
+class _Execution:
+    """The state of one ``execute_plan`` call and its phases: skip what is finished, start what may
+    start, watch what runs, stop everything on Ctrl-C."""
+
+    def __init__(self, plan: Plan, jobs: int, gpus: Optional[Sequence[str]], launcher: Optional[Sequence[str]],
+                 stream: TextIO, epoch_progress: bool) -> None:
+        self.jobs = max(1, int(jobs))
+        self.gpu_pool = list(gpus) if gpus is not None else detect_gpus()
+        self.launcher, self.epoch_progress = launcher, epoch_progress
+        self.progress = Progress(len(plan.runs), stream)
+        self.outcome = Outcome()
+        self.index = {run.name: i + 1 for i, run in enumerate(plan.runs)}
+        self.pending: List[Run] = list(plan.runs)
+        self.active: List[_Active] = []
+
+    def skip_finished(self) -> None:
+        """Mark the runs whose folder says finished as ``skipped``."""
+        for run in list(self.pending):
+            if run.status() == "finished":
+                self.pending.remove(run)
+                self.outcome.states[run.name] = "skipped"
+                self.progress.skipped(self.index[run.name], run, read_results(run.output_dir))
+
+    def _free_gpu(self) -> Optional[str]:
+        if not self.gpu_pool:
+            return None
+        busy = {a.gpu for a in self.active}
+        free = [g for g in self.gpu_pool if g not in busy]
+        return free[0] if free else self.gpu_pool[len(self.active) % len(self.gpu_pool)]
+
+    def start_ready(self) -> None:
+        """Start pending runs whose prerequisites are done, up to ``jobs`` at a time; block those whose
+        prerequisites failed."""
+        states = self.outcome.states
+        for run in list(self.pending):
+            if len(self.active) >= self.jobs:
+                break
+            deps = [states.get(d) for d in run.after]
+            if any(d in ("failed", "blocked") for d in deps):
+                self.pending.remove(run)
+                states[run.name] = "blocked"
+                self.progress.blocked(self.index[run.name], run,
+                                      [d for d in run.after if states.get(d) not in ("done", "skipped")])
+                continue
+            if not all(d in ("done", "skipped") for d in deps):
+                continue
+            gpu = self._free_gpu()
+            self.pending.remove(run)
+            self.active.append(_start(run, gpu, self.jobs, self.launcher))
+            resumed = read_results(run.output_dir) if "--resume" in self.active[-1].process.args else None
+            self.progress.started(self.index[run.name], run, gpu, resumed)
+
+    def watch(self) -> None:
+        """Report new epochs of the running processes and settle the ones that ended."""
+        for item in list(self.active):
+            code = item.process.poll()
+            i = self.index[item.run.name]
+            results = read_results(item.run.output_dir)
+            if self.epoch_progress and results and results.get("epoch", 0) > item.last_epoch and code is None:
+                item.last_epoch = results["epoch"]
+                self.progress.epoch(i, item.run, results)
+            if code is None:
+                continue
+            item.log.close()
+            self.active.remove(item)
+            elapsed = time.time() - item.started
+            results = read_results(item.run.output_dir)
+            if code == 0 and results and results.get("finished"):
+                self.outcome.states[item.run.name] = "done"
+                self.progress.finished(i, item.run, results, elapsed)
+            else:
+                self.outcome.states[item.run.name] = "failed"
+                log_path = os.path.join(item.run.output_dir, "suite.log")
+                self.progress.failed(i, item.run, code, log_path, _tail(log_path), elapsed)
+
+    def stop_all(self) -> None:
+        """Ctrl-C: interrupt the running processes (they save ``latest`` and resume later) and wait."""
+        for item in self.active:
+            if item.process.poll() is None:
+                item.process.send_signal(signal.SIGINT if os.name != "nt" else signal.CTRL_BREAK_EVENT)
+        for item in self.active:
+            try:
+                item.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                item.process.kill()
+            item.log.close()
+        self.progress.interrupted([a.run for a in self.active])
+
+
 def execute_plan(plan: Plan, jobs: int = 1, gpus: Optional[Sequence[str]] = None,
                  launcher: Optional[Sequence[str]] = None, stream: TextIO = sys.stdout,
                  epoch_progress: bool = True, poll_seconds: float = 0.5) -> Outcome:
@@ -84,80 +173,21 @@ def execute_plan(plan: Plan, jobs: int = 1, gpus: Optional[Sequence[str]] = None
     process writes to ``<run folder>/suite.log``. Ctrl-C stops the running processes (they resume later
     from their ``latest`` checkpoint) and re-raises ``KeyboardInterrupt``.
     """
-    jobs = max(1, int(jobs))
-    gpu_pool = list(gpus) if gpus is not None else detect_gpus()
-    progress = Progress(len(plan.runs), stream)
-    outcome = Outcome()
+    execution = _Execution(plan, jobs, gpus, launcher, stream, epoch_progress)
     started_at = time.time()
-    index = {run.name: i + 1 for i, run in enumerate(plan.runs)}
-    pending: List[Run] = []
-    for run in plan.runs:
-        if run.status() == "finished":
-            outcome.states[run.name] = "skipped"
-            progress.skipped(index[run.name], run, read_results(run.output_dir))
-        else:
-            pending.append(run)
-    active: List[_Active] = []
+    execution.skip_finished()
     try:
-        while pending or active:
-            # start what may start
-            for run in list(pending):
-                if len(active) >= jobs:
-                    break
-                deps = [outcome.states.get(d) for d in run.after]
-                if any(d in ("failed", "blocked") for d in deps):
-                    pending.remove(run)
-                    outcome.states[run.name] = "blocked"
-                    progress.blocked(index[run.name], run, [d for d in run.after if outcome.states.get(d) != "done"
-                                                            and outcome.states.get(d) != "skipped"])
-                    continue
-                if not all(d in ("done", "skipped") for d in deps):
-                    continue
-                busy = {a.gpu for a in active}
-                gpu = None
-                if gpu_pool:
-                    free = [g for g in gpu_pool if g not in busy]
-                    gpu = free[0] if free else gpu_pool[len(active) % len(gpu_pool)]
-                pending.remove(run)
-                active.append(_start(run, gpu, jobs, launcher))
-                resumed = read_results(run.output_dir) if "--resume" in active[-1].process.args else None
-                progress.started(index[run.name], run, gpu, resumed)
-            # watch the running ones
-            for item in list(active):
-                code = item.process.poll()
-                results = read_results(item.run.output_dir)
-                if epoch_progress and results and results.get("epoch", 0) > item.last_epoch and code is None:
-                    item.last_epoch = results["epoch"]
-                    progress.epoch(index[item.run.name], item.run, results)
-                if code is None:
-                    continue
-                item.log.close()
-                active.remove(item)
-                elapsed = time.time() - item.started
-                results = read_results(item.run.output_dir)
-                if code == 0 and results and results.get("finished"):
-                    outcome.states[item.run.name] = "done"
-                    progress.finished(index[item.run.name], item.run, results, elapsed)
-                else:
-                    outcome.states[item.run.name] = "failed"
-                    log_path = os.path.join(item.run.output_dir, "suite.log")
-                    progress.failed(index[item.run.name], item.run, code, log_path, _tail(log_path), elapsed)
-            if active or pending:
+        while execution.pending or execution.active:
+            execution.start_ready()
+            execution.watch()
+            if execution.active or execution.pending:
                 time.sleep(poll_seconds)
     except KeyboardInterrupt:
-        for item in active:
-            if item.process.poll() is None:
-                item.process.send_signal(signal.SIGINT if os.name != "nt" else signal.CTRL_BREAK_EVENT)
-        for item in active:
-            try:
-                item.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                item.process.kill()
-            item.log.close()
-        progress.interrupted([a.run for a in active])
+        execution.stop_all()
         raise
+    outcome = execution.outcome
     outcome.seconds = time.time() - started_at
-    progress.summary(outcome.states, outcome.seconds)
+    execution.progress.summary(outcome.states, outcome.seconds)
     return outcome
 
 

@@ -8,24 +8,12 @@ import os
 from functools import lru_cache
 from typing import Dict, List, Optional, Tuple
 
+from ..pairs import PAPER_PAIRS
+
 _DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "paper_tables.json")
 
 #: (teacher, student) -> the pair's config name (mdistiller's file names)
-PAIR_NAMES: Dict[Tuple[str, str], str] = {
-    ("resnet56", "resnet20"): "res56_res20",
-    ("resnet110", "resnet32"): "res110_res32",
-    ("resnet32x4", "resnet8x4"): "res32x4_res8x4",
-    ("wrn_40_2", "wrn_16_2"): "wrn40_2_wrn_16_2",
-    ("wrn_40_2", "wrn_40_1"): "wrn40_2_wrn_40_1",
-    ("vgg13", "vgg8"): "vgg13_vgg8",
-    ("resnet32x4", "ShuffleV1"): "res32x4_shuv1",
-    ("resnet32x4", "ShuffleV2"): "res32x4_shuv2",
-    ("ResNet50", "MobileNetV2"): "res50_mv2",
-    ("vgg13", "MobileNetV2"): "vgg13_mv2",
-    ("wrn_40_2", "ShuffleV1"): "wrn40_2_shuv1",
-    ("ResNet34", "ResNet18"): "r34_r18",
-    ("ResNet50", "MobileNetV1"): "r50_mv1",
-}
+PAIR_NAMES: Dict[Tuple[str, str], str] = {(p.teacher, p.student): p.name for p in PAPER_PAIRS}
 
 #: the paper's tables: suite name -> (key in paper_tables.json, dataset)
 PAPER_TABLES: Dict[str, Tuple[str, str]] = {

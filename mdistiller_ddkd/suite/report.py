@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ..tables import markdown_table
 from .paper import paper_pairs, paper_value, pair_name
 
 METRICS = ("best", "last")
@@ -137,7 +138,8 @@ def _value_key(metric: str, topk: int) -> str:
     return f"{metric}_acc" + ("_top5" if topk == 5 else "")
 
 
-def _method_order(methods: Iterable[str]) -> List[str]:
+def method_order(methods: Iterable[str]) -> List[str]:
+    """Method names in the paper's column order, the others after them alphabetically."""
     methods = set(methods)
     ordered = [m for m in PAPER_METHOD_ORDER if m in methods]
     return ordered + sorted(methods - set(ordered))
@@ -155,7 +157,7 @@ def build_tables(results: Sequence[RunResult], metric: str = "best", topk: int =
     for ds in datasets:
         mine = [r for r in results if r.dataset == ds]
         row_pairs = list(pairs) if pairs else _pairs_found(mine, ds)
-        columns = _method_order(({r.method for r in mine} | set(methods or ())) - {"NONE"})
+        columns = method_order(({r.method for r in mine} | set(methods or ())) - {"NONE"})
         rows = []
         for teacher, student in row_pairs:
             row = Row(teacher, student)
@@ -216,14 +218,10 @@ def _title(table: Table) -> str:
 
 
 def to_markdown(table: Table, with_paper: bool = True) -> str:
-    header = ["Teacher → Student", *table.columns]
-    lines = [f"**{_title(table)}**", "", "| " + " | ".join(header) + " |",
-             "|" + "|".join(["---"] * len(header)) + "|"]
-    for row in table.rows:
-        label = f"{row.teacher} → {row.student}" if row.teacher else row.student
-        cells = [cell_text(row.cells.get(c), with_paper) for c in table.columns]
-        lines.append("| " + " | ".join([label, *cells]) + " |")
-    return "\n".join(lines)
+    """The table under its bold title: one row per pair, one column per Teacher/Student/method."""
+    rows = [[f"{row.teacher} → {row.student}" if row.teacher else row.student,
+             *(cell_text(row.cells.get(c), with_paper) for c in table.columns)] for row in table.rows]
+    return f"**{_title(table)}**\n\n" + markdown_table(["Teacher → Student", *table.columns], rows)
 
 
 def to_csv(table: Table) -> str:

@@ -1,8 +1,9 @@
 """What a suite is: methods x teacher/student pairs x seeds, with the config file of each run.
 
 Named suites: ``table1`` (ImageNet), ``table2`` (CIFAR-100, same family), ``table3`` (CIFAR-100, cross
-family) built from the paper's tables, and ``demo`` (the offline synthetic demo). A YAML file describes a
-custom suite with the same fields::
+family) built from the paper's tables, ``mdistiller`` (every registered method x the eleven CIFAR-100
+pairs; a (method, pair) without a config file is listed as not runnable) and ``demo`` (the offline
+synthetic demo). A YAML file describes a custom suite with the same fields::
 
     name: my_suite                 # output sub-folder (default: the file name)
     dataset: cifar100              # cifar100 | imagenet | synthetic (paper values are looked up by it)
@@ -15,6 +16,7 @@ custom suite with the same fields::
     overrides: {SOLVER.EPOCHS: 2}  # or a flat list [KEY, VALUE, ...]; applied to every run
     method_overrides: {DKD: {DKD.WARMUP: 1}}
     output: output/suites          # LOG.PREFIX of the runs
+    skip_missing: false            # true: runs without a config file are listed as not runnable, the rest run
 
 Templates may use ``{method}`` (lower case), ``{METHOD}``, ``{pair}``, ``{teacher}``, ``{student}``
 and, for the vanilla/teacher templates, ``{model}``.
@@ -24,12 +26,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from functools import partial
+from typing import Callable, Dict, List, Optional, Sequence
 
+from ..pairs import pairs_of
 from .paper import PAIR_NAMES, PAPER_TABLES, pair_name, table_methods, table_rows
 
 DEFAULT_OUTPUT = os.path.join("output", "suites")
-NAMED_SUITES = ("table1", "table2", "table3", "demo")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class SuiteSpec:
     output: str = DEFAULT_OUTPUT
     #: the paper table it reproduces (table1..table3), for the report's row order
     paper_table: Optional[str] = None
+    #: runs whose config file does not exist are listed as not runnable instead of failing the plan
+    skip_missing: bool = False
 
 
 def _pair_from_name(name: str) -> Pair:
@@ -122,18 +127,45 @@ def demo_suite() -> SuiteSpec:
     )
 
 
+def registered_methods() -> List[str]:
+    """Every method of the distiller registry now (plugins included): NONE first, then the paper's column
+    order, then alphabetically."""
+    from ..distillers import distiller_dict
+    from .report import method_order
+
+    return ["NONE", *method_order(set(distiller_dict) - {"NONE"})]
+
+
+def mdistiller_suite() -> SuiteSpec:
+    """Every registered method x the eleven CIFAR-100 pairs (``pairs.CIFAR_PAIRS``), with the shipped configs
+    ``configs/cifar100/{method}/{pair}.yaml``; methods come from the registry when the suite is built, and a
+    (method, pair) without a config file is listed as not runnable."""
+    pairs = [Pair(name, teacher, student) for name, (teacher, student) in pairs_of("cifar100").items()]
+    return SuiteSpec("mdistiller", "cifar100", registered_methods(), pairs, seeds=[0, 1, 2],
+                     config="configs/cifar100/{method}/{pair}.yaml",
+                     vanilla_config="configs/cifar100/vanilla/{model}.yaml", skip_missing=True)
+
+
+#: name -> builder of every named suite (built on demand: the paper's tables are read, the registry asked)
+_NAMED_SUITE_BUILDERS: Dict[str, Callable[[], SuiteSpec]] = {
+    **{table: partial(_paper_suite, table) for table in PAPER_TABLES},
+    "mdistiller": mdistiller_suite,
+    "demo": demo_suite,
+}
+NAMED_SUITES = tuple(_NAMED_SUITE_BUILDERS)
+
+
 def named_suite(name: str) -> SuiteSpec:
-    if name == "demo":
-        return demo_suite()
-    if name in PAPER_TABLES:
-        return _paper_suite(name)
-    raise ValueError(f"unknown suite {name!r}: named suites are {', '.join(NAMED_SUITES)}, or give a YAML file")
+    """A named suite (:data:`NAMED_SUITES`), built now."""
+    if name not in _NAMED_SUITE_BUILDERS:
+        raise ValueError(f"unknown suite {name!r}: named suites are {', '.join(NAMED_SUITES)}, or give a YAML file")
+    return _NAMED_SUITE_BUILDERS[name]()
 
 
 def suite_from_dict(data: dict, default_name: str = "suite") -> SuiteSpec:
     """A custom suite from the YAML fields documented in this module."""
     known = {"name", "dataset", "methods", "pairs", "seeds", "config", "vanilla_config", "teacher_config",
-             "overrides", "method_overrides", "output", "base"}
+             "overrides", "method_overrides", "output", "base", "skip_missing"}
     unknown = set(data) - known
     if unknown:
         raise ValueError(f"unknown suite field(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}")
@@ -157,11 +189,12 @@ def suite_from_dict(data: dict, default_name: str = "suite") -> SuiteSpec:
         method_overrides={str(k).upper(): flatten_overrides(v) for k, v in (data.get("method_overrides") or {}).items()},
         output=str(data.get("output", DEFAULT_OUTPUT)),
         paper_table=base.paper_table if base else None,
+        skip_missing=bool(data.get("skip_missing", base.skip_missing if base else False)),
     )
 
 
 def load_suite(name_or_path: str) -> SuiteSpec:
-    """A named suite (``table1``, ``table2``, ``table3``, ``demo``) or a suite YAML file."""
+    """A named suite (:data:`NAMED_SUITES`) or a suite YAML file."""
     if name_or_path in NAMED_SUITES:
         return named_suite(name_or_path)
     if not os.path.isfile(name_or_path):
@@ -203,8 +236,3 @@ def seeds_from_option(value: str) -> List[int]:
     if count < 1:
         raise ValueError("--seeds needs at least one seed")
     return list(range(count))
-
-
-def describe(spec: SuiteSpec) -> Tuple[int, int, int]:
-    """(number of methods, pairs, seeds)."""
-    return len(spec.methods), len(spec.pairs), len(spec.seeds)

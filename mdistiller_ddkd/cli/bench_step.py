@@ -1,0 +1,60 @@
+"""``tools/bench_step.py`` / ``ddkd-bench``: median wall time and peak memory of one training step per
+method (see ``mdistiller_ddkd.bench.step``), as JSON and a Markdown table.
+
+    ddkd-bench --teacher resnet32x4 --student resnet8x4 --pair res32x4_res8x4 \
+        --methods NONE KD DKD DIFFKD DDKD --device cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Optional, Sequence
+
+from ..bench.step import DEFAULT_METHODS, markdown_table, run_benchmark
+from .train import USER_ERRORS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Median wall time and peak memory of one distillation training step.")
+    p.add_argument("--teacher", required=True, help="teacher model name (e.g. resnet32x4)")
+    p.add_argument("--student", required=True, help="student model name (e.g. resnet8x4)")
+    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), help="distiller names")
+    p.add_argument("--pair", default=None, help="pair whose shipped config files to merge, e.g. res32x4_res8x4")
+    p.add_argument("--dataset", default="cifar100", help="a registered DATASET.TYPE (cifar100, imagenet, ...)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=20, help="timed steps per method (>= 20 recommended)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps per method first")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    p.add_argument("--no-memory", action="store_true", help="skip the per-method memory processes")
+    p.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"], help="autocast precision")
+    p.add_argument("--channels-last", action="store_true", help="channels-last models and images")
+    p.add_argument("--json", default=None, help="also write the results to this file")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        results = run_benchmark(
+            args.teacher, args.student, args.methods, pair=args.pair, dataset=args.dataset,
+            batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, device=args.device,
+            threads=args.threads, memory=not args.no_memory, amp=args.amp, channels_last=args.channels_last,
+        )
+    except USER_ERRORS as err:  # an unknown method, model or dataset, a pair a method cannot serve
+        print(f"error: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
+        return 2
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(text + "\n")
+    print()
+    print(markdown_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
