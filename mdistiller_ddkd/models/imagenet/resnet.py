@@ -57,8 +57,9 @@ class ResNet(torchvision.models.ResNet):
         return logits, feats
 
     def get_bn_before_relu(self) -> List[nn.BatchNorm2d]:
-        """The last BatchNorm of each stage's last block."""
-        layers = [self.layer1, self.layer2, self.layer3, self.layer4]
+        """The last BatchNorm of the last block of stages 2-4 (as mdistiller's ImageNet ResNets, which leave
+        stage 1 out: OFD distils the three deepest stages at ImageNet scale)."""
+        layers = [self.layer2, self.layer3, self.layer4]
         if isinstance(self.layer1[0], Bottleneck):
             return [layer[-1].bn3 for layer in layers]
         return [layer[-1].bn2 for layer in layers]
