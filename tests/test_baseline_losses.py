@@ -7,8 +7,11 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from mdistiller_ddkd.losses.dist import dist_loss, inter_class_relation, intra_class_relation
+from mdistiller_ddkd.distillers.fitnet import HintRegressor
+from mdistiller_ddkd.distillers.vid import VIDRegressor
+from mdistiller_ddkd.losses.dist import dist_loss, inter_class_relation, intra_class_relation, pearson_correlation
 from mdistiller_ddkd.losses.feature import cosine_kernel_probabilities, fitnet_loss, pkt_loss, vid_loss
 from mdistiller_ddkd.losses.relational import (
     pairwise_distances,
@@ -40,6 +43,53 @@ def test_fitnet_mse_matches_explicit_sum():
     assert fitnet_loss(a, a).item() == 0.0
     with pytest.raises(ValueError):
         fitnet_loss(a, b[:, :2])
+
+
+# the benchmarked ConvReg: (student (C, H, W), teacher (C, H, W)) -> (kind, conv class, kernel, stride, padding)
+REGRESSOR_CASES = {
+    "equal": ((8, 4, 4), (6, 4, 4), "conv_valid", torch.nn.Conv2d, (1, 1), (1, 1), (0, 0)),
+    "student twice as large": ((8, 8, 8), (6, 4, 4), "conv3x3_stride2", torch.nn.Conv2d, (3, 3), (2, 2), (1, 1)),
+    "student half as large": ((8, 2, 2), (6, 4, 4), "transposed4x4_stride2", torch.nn.ConvTranspose2d, (4, 4),
+                              (2, 2), (1, 1)),
+    "student otherwise larger": ((8, 7, 6), (6, 4, 4), "conv_valid", torch.nn.Conv2d, (4, 3), (1, 1), (0, 0)),
+    "student smaller, not by 2 (fallback)": ((8, 3, 3), (6, 4, 4), "resize_conv1x1", torch.nn.Conv2d, (1, 1),
+                                            (1, 1), (0, 0)),
+}
+
+
+@pytest.mark.parametrize("case", list(REGRESSOR_CASES))
+def test_fitnet_regressor_is_the_benchmarked_convreg(case):
+    s_shape, t_shape, kind, conv_cls, kernel, stride, padding = REGRESSOR_CASES[case]
+    torch.manual_seed(0)
+    reg = HintRegressor(s_shape, t_shape)
+    assert reg.kind == kind and type(reg.conv) is conv_cls
+    assert (reg.conv.kernel_size, reg.conv.stride, reg.conv.padding) == (kernel, stride, padding)
+    assert reg.conv.bias is not None and reg.conv.bias.shape == (t_shape[0],)  # with bias, as upstream
+    assert isinstance(reg.bn, torch.nn.BatchNorm2d) and reg.bn.num_features == t_shape[0]
+    x = torch.randn(3, *s_shape)
+    out = reg.train()(x)
+    assert out.shape == (3, *t_shape)
+    # conv, then BatchNorm on batch statistics (weight 1, bias 0 at init), then ReLU
+    y = x
+    if kind == "resize_conv1x1":
+        y = F.interpolate(x, size=t_shape[1:], mode="bilinear", align_corners=False)
+    y = reg.conv(y)
+    mean, var = y.mean((0, 2, 3), keepdim=True), y.var((0, 2, 3), unbiased=False, keepdim=True)
+    torch.testing.assert_close(out, torch.relu((y - mean) / torch.sqrt(var + reg.bn.eps)))
+
+
+def test_fitnet_1x1_regressor_is_a_per_position_linear_map_with_bias():
+    torch.manual_seed(1)
+    reg = HintRegressor((3, 2, 2), (2, 2, 2))
+    x = torch.randn(1, 3, 2, 2, dtype=torch.float64)
+    w, b = reg.conv.weight.detach().double(), reg.conv.bias.detach().double()
+    for i in range(2):
+        for j in range(2):
+            for o in range(2):
+                expected = sum(w[o, c, 0, 0].item() * x[0, c, i, j].item() for c in range(3)) + b[o].item()
+                got = F.conv2d(x, w, b)[0, o, i, j].item()
+                assert got == pytest.approx(expected, rel=1e-12)
+    assert reg.conv(x.float()).shape == (1, 2, 2, 2)
 
 
 # ---------------------------------------------------------------- VID
@@ -74,6 +124,29 @@ def test_vid_minimised_by_true_mean_and_variance():
     losses = [vid_loss(torch.zeros_like(resid), torch.tensor([v], dtype=torch.float64), resid).item()
               for v in (0.05, 0.09, 0.2)]
     assert losses[1] < losses[0] and losses[1] < losses[2]
+
+
+@pytest.mark.parametrize("init_pred_var,eps", [(5.0, 1e-5), (2.0, 1e-3)])
+def test_vid_regressor_initial_variance_and_no_bias(init_pred_var, eps):
+    reg = VIDRegressor(4, 3, init_pred_var, eps)
+    # upstream's initial parameter log(exp(v - eps) - 1), so that softplus(alpha) + eps = v
+    alpha0 = float(np.log(np.exp(np.float64(init_pred_var) - eps) - 1.0))
+    assert torch.allclose(reg.alpha.detach().double(), torch.full((3,), alpha0, dtype=torch.float64), rtol=1e-6)
+    assert torch.allclose(reg.variance().detach().double(), torch.full((3,), init_pred_var, dtype=torch.float64),
+                          rtol=1e-6)
+    convs = [m for m in reg.mean if isinstance(m, torch.nn.Conv2d)]
+    assert [c.kernel_size for c in convs] == [(1, 1)] * 3 and all(c.bias is None for c in convs)
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(4, 3), (3, 3), (3, 3)]
+    # the variances are parameters of the module (trained, unlike mdistiller's plain list)
+    assert any(p is reg.alpha for p in reg.parameters())
+    mean, var = reg(torch.randn(2, 4, 2, 2))
+    vid_loss(mean, var, torch.randn(2, 3, 2, 2)).backward()
+    assert reg.alpha.grad is not None and reg.alpha.grad.abs().sum() > 0
+
+
+def test_vid_rejects_an_initial_variance_below_eps():
+    with pytest.raises(ValueError, match="INIT_PRED_VAR"):
+        VIDRegressor(4, 3, 1e-6, 1e-5)
 
 
 # ---------------------------------------------------------------- RKD
@@ -233,9 +306,47 @@ def test_dist_matches_numpy_pearson():
 def test_dist_zero_for_identical_logits_and_invariant_to_affine_prob_maps():
     g = _gen(10)
     z = torch.randn(6, 10, generator=g, dtype=torch.float64)
-    assert dist_loss(z, z).item() == pytest.approx(0.0, abs=1e-9)
-    assert dist_loss(z, torch.randn(6, 10, generator=g, dtype=torch.float64)).item() > 0
-    # Pearson relations ignore positive scaling and shifting of the probabilities
+    # zero up to the eps in the denominator (the authors' formula: eps / (‖a‖‖b‖ + eps) per relation)
+    assert dist_loss(z, z).item() == pytest.approx(0.0, abs=1e-3)
+    assert dist_loss(z, torch.randn(6, 10, generator=g, dtype=torch.float64)).item() > 0.1
+    # Pearson relations ignore positive scaling and shifting of the probabilities (again up to eps)
     p = torch.softmax(z / 4, dim=1)
-    assert inter_class_relation(3 * p + 0.1, p).item() == pytest.approx(0.0, abs=1e-9)
-    assert intra_class_relation(0.5 * p - 0.2, p).item() == pytest.approx(0.0, abs=1e-9)
+    assert inter_class_relation(3 * p + 0.1, p).item() == pytest.approx(0.0, abs=1e-4)
+    assert intra_class_relation(0.5 * p - 0.2, p).item() == pytest.approx(0.0, abs=1e-4)
+
+
+def _authors_pearson(a: np.ndarray, b: np.ndarray, eps: float = 1e-8) -> np.ndarray:
+    """hunto/DIST_KD: cosine of the row-centred vectors with eps ADDED to the product of the norms."""
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    return (a * b).sum(axis=1) / (np.sqrt((a * a).sum(axis=1)) * np.sqrt((b * b).sum(axis=1)) + eps)
+
+
+def test_dist_pearson_adds_eps_to_the_product_of_norms():
+    rng = np.random.default_rng(11)
+    # norms ~1e-5: the product (~1e-10) is far below eps = 1e-8, so adding eps shrinks the correlation ~100x,
+    # while clamping each norm at eps would change nothing
+    a, b = rng.normal(size=(4, 6)) * 1e-5, rng.normal(size=(4, 6)) * 1e-5
+    expected = _authors_pearson(a, b)
+    got = pearson_correlation(torch.from_numpy(a), torch.from_numpy(b), dim=1).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    plain = _authors_pearson(a, b, eps=0.0)
+    assert np.all(np.abs(expected) < 0.05 * np.abs(plain))
+    # along dim 0 it is the same formula on the transpose; constant vectors give 0, not NaN
+    np.testing.assert_allclose(pearson_correlation(torch.from_numpy(a), torch.from_numpy(b), dim=0).numpy(),
+                               _authors_pearson(a.T, b.T), rtol=1e-10)
+    assert pearson_correlation(torch.ones(2, 3), torch.rand(2, 3)).abs().max().item() == 0.0
+
+
+def test_dist_loss_is_the_authors_formula_in_float64():
+    rng = np.random.default_rng(12)
+    tau, beta, gamma = 4.0, 1.5, 0.5
+    # tiny logits: near-uniform probabilities, whose centred norms make eps matter in the intra-class term
+    for scale in (3.0, 1e-4):
+        zs, zt = rng.normal(size=(5, 7)) * scale, rng.normal(size=(5, 7)) * scale
+        ps, pt = _softmax_np(zs, tau), _softmax_np(zt, tau)
+        inter = 1 - _authors_pearson(ps, pt).mean()
+        intra = 1 - _authors_pearson(ps.T, pt.T).mean()
+        expected = tau**2 * (beta * inter + gamma * intra)
+        got = dist_loss(torch.from_numpy(zs), torch.from_numpy(zt), beta, gamma, tau).item()
+        assert got == pytest.approx(expected, rel=1e-10)

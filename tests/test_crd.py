@@ -133,16 +133,19 @@ def test_scores_normalisation_and_nce_written_out():
     assert nce_loss(probs, 10).item() == pytest.approx(expected / 2, rel=1e-5)
 
 
-def test_momentum_update_rule_keeps_rows_normalised():
+@pytest.mark.parametrize("momentum", [0.3, 0.9])  # not 0.5: m and 1 - m must not be interchangeable
+def test_momentum_update_rule_keeps_rows_normalised(momentum):
     g = torch.Generator().manual_seed(5)
     memory = F.normalize(torch.randn(6, 4, generator=g), dim=1)
     before = memory.clone()
     emb = F.normalize(torch.randn(2, 4, generator=g), dim=1)
     index = torch.tensor([4, 1])
-    momentum_update_(memory, index, emb, 0.5)
+    momentum_update_(memory, index, emb, momentum)
     for row, e in zip(index.tolist(), emb):
-        mixed = 0.5 * before[row] + 0.5 * e
-        assert torch.allclose(memory[row], mixed / mixed.norm(), atol=1e-6)
+        # CRD's memory: the old row keeps weight m, the new embedding gets 1 - m
+        mixed = [momentum * before[row, j].item() + (1 - momentum) * e[j].item() for j in range(4)]
+        norm = math.sqrt(sum(v * v for v in mixed))
+        assert torch.allclose(memory[row], torch.tensor([v / norm for v in mixed]), atol=1e-6)
     untouched = [0, 2, 3, 5]
     assert torch.equal(memory[untouched], before[untouched])
     assert torch.allclose(memory.norm(dim=1), torch.ones(6), atol=1e-6)
@@ -151,6 +154,7 @@ def test_momentum_update_rule_keeps_rows_normalised():
 def test_distiller_bank_update_and_z_estimated_once():
     torch.manual_seed(0)
     cfg = _crd_cfg(k=5)
+    cfg.CRD.NCE.MOMENTUM = 0.8
     distiller = distiller_dict["CRD"].build(ToyNet(12, 4), ToyNet(20, 4), cfg, 16)
     # the banks are state, not parameters: only the two embedding heads count
     assert distiller.get_extra_parameters() == (12 * 8 + 8) + (20 * 8 + 8)
@@ -170,7 +174,7 @@ def test_distiller_bank_update_and_z_estimated_once():
     assert torch.isfinite(loss)
     assert distiller.z_teacher.item() == pytest.approx(expected_z_t.item(), rel=1e-5)
     for bank, old, v in ((distiller.memory_student, mem_s, v_s), (distiller.memory_teacher, mem_t, v_t)):
-        mixed = 0.5 * old[index] + 0.5 * v
+        mixed = 0.8 * old[index] + 0.2 * v  # CRD.NCE.MOMENTUM 0.8
         assert torch.allclose(bank[index], F.normalize(mixed, dim=1), atol=1e-6)
         assert torch.allclose(bank.norm(dim=1), torch.ones(16), atol=1e-5)
     z_before = distiller.z_teacher.clone()

@@ -8,7 +8,8 @@ expressed as ``KD_WEIGHT * (BETA * inter + GAMMA * intra)`` with KD_WEIGHT 2, BE
 - ``DIST.BETA`` (1.0) / ``DIST.GAMMA`` (1.0): inter-class / intra-class relation weights;
 - ``DIST.TEMPERATURE`` (4.0): softmax temperature τ (the losses are scaled by τ²).
 
-No extra parameters.
+The Pearson correlations are the authors' (hunto/DIST_KD: eps added to the product of the norms; see
+:mod:`mdistiller_ddkd.losses.dist`). No extra parameters.
 """
 
 from __future__ import annotations

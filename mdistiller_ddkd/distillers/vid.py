@@ -2,11 +2,13 @@
 
 For every intermediate stage pair ``(feats_s[i], feats_t[i])``, ``i = 1 .. n-1`` (mdistiller's pairing:
 all stage outputs but the stem), the teacher feature is modelled as a Gaussian
-``N(μ(s), diag(σ²))``: ``μ`` is three 1×1 convolutions with ReLUs in between (hidden width = the
-teacher's channels) applied to the student feature, ``σ²_c = softplus(α_c) + VID.EPS`` one learned variance
-per teacher channel, initialised to ``VID.INIT_PRED_VAR``. The loss is the negative log-likelihood,
-summed over stages. Cross-family pairs whose maps differ in size are aligned by adaptive average pooling of
-the larger map down to the smaller one (the teacher's target is pooled when the teacher's map is larger).
+``N(μ(s), diag(σ²))``: ``μ`` is three 1×1 convolutions without bias (as benchmarked), with ReLUs in between
+(hidden width = the teacher's channels), applied to the student feature; ``σ²_c = softplus(α_c) + VID.EPS``
+is one learned variance per teacher channel, initialised to ``VID.INIT_PRED_VAR`` (``α_c = log(exp(
+INIT_PRED_VAR - EPS) - 1)``) and trained with everything else, as in the authors' VID code. The loss is
+the negative log-likelihood, summed over stages. Cross-family pairs whose maps differ in size are aligned
+by adaptive average pooling of the larger map down to the smaller one (the teacher's target is pooled when
+the teacher's map is larger).
 Shapes come from a dummy forward on the dataset's image size at construction.
 """
 
@@ -40,15 +42,21 @@ class VIDRegressor(nn.Module):
         super().__init__()
         hidden = out_channels
         self.mean = nn.Sequential(
-            nn.Conv2d(in_channels, hidden, 1),
+            nn.Conv2d(in_channels, hidden, 1, bias=False),
             nn.ReLU(),
-            nn.Conv2d(hidden, hidden, 1),
+            nn.Conv2d(hidden, hidden, 1, bias=False),
             nn.ReLU(),
-            nn.Conv2d(hidden, out_channels, 1),
+            nn.Conv2d(hidden, out_channels, 1, bias=False),
         )
         self.eps = eps
-        # softplus(alpha) + eps == init_pred_var at the start
-        alpha0 = math.log(math.expm1(max(init_pred_var - eps, 1e-8)))
+        if init_pred_var <= eps:
+            raise ValueError(f"VID.INIT_PRED_VAR ({init_pred_var}) must exceed VID.EPS ({eps}): the variance is "
+                             f"softplus(alpha) + EPS")
+        # softplus(alpha) + eps == init_pred_var at the start (upstream's log(exp(v - eps) - 1)). An nn.Parameter
+        # of this module, so it is optimised: mdistiller keeps these in a plain Python list that its
+        # get_learnable_parameters() never returns, so its variances stay frozen at the initial value — an
+        # upstream bug not copied here (the original VID code trains them).
+        alpha0 = math.log(math.expm1(init_pred_var - eps))
         self.alpha = nn.Parameter(torch.full((out_channels,), alpha0))
 
     def variance(self) -> torch.Tensor:
@@ -76,7 +84,7 @@ def align_spatial(feat_s: torch.Tensor, feat_t: torch.Tensor) -> Tuple[torch.Ten
 class VID(Distiller):
     """Cross-entropy plus ``FEAT_WEIGHT * Σ_stages`` VID negative log-likelihood.
 
-    Extra parameters: one :class:`VIDRegressor` per stage pair (three 1×1 convs with biases plus one
+    Extra parameters: one :class:`VIDRegressor` per stage pair (three bias-free 1×1 convs plus one
     variance parameter per teacher channel).
     """
 

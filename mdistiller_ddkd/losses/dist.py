@@ -2,7 +2,19 @@
 
 Relations instead of exact probabilities: with ``P = softmax(z / τ)`` the inter-class relation matches each
 sample's class distribution (rows) by Pearson correlation, the intra-class relation each class's scores
-across the batch (columns).
+across the batch (columns)::
+
+    ρ(a, b) = <a - ā, b - b̄> / (‖a - ā‖ ‖b - b̄‖ + 1e-8)          (the authors' code, hunto/DIST_KD)
+    L = τ² (β (1 - mean_i ρ(P_s[i,:], P_t[i,:])) + γ (1 - mean_j ρ(P_s[:,j], P_t[:,j])))
+
+Config (``DIST`` node; ``KD_WEIGHT`` multiplies ``L``)::
+
+    DIST:
+      CE_WEIGHT: 1.0
+      KD_WEIGHT: 2.0
+      BETA: 1.0
+      GAMMA: 1.0
+      TEMPERATURE: 4.0
 """
 
 from __future__ import annotations
@@ -11,11 +23,12 @@ import torch
 
 
 def pearson_correlation(a: torch.Tensor, b: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
-    """Pearson correlation between ``a`` and ``b`` along ``dim``: the cosine similarity of the centred
-    vectors, each norm clamped below at ``eps`` (constant vectors give 0 instead of NaN)."""
+    """Pearson correlation between ``a`` and ``b`` along ``dim``, the authors' formula (hunto/DIST_KD):
+    ``<a - ā, b - b̄> / (‖a - ā‖ · ‖b - b̄‖ + eps)`` — ``eps`` is added to the product of the norms (constant
+    vectors give 0 instead of NaN)."""
     a = a - a.mean(dim=dim, keepdim=True)
     b = b - b.mean(dim=dim, keepdim=True)
-    return (a * b).sum(dim=dim) / (a.norm(dim=dim).clamp_min(eps) * b.norm(dim=dim).clamp_min(eps))
+    return (a * b).sum(dim=dim) / (a.norm(dim=dim) * b.norm(dim=dim) + eps)
 
 
 def inter_class_relation(p_student: torch.Tensor, p_teacher: torch.Tensor) -> torch.Tensor:

@@ -1,9 +1,11 @@
 """Feature-based distillation losses as pure functions.
 
 - FitNet (Romero et al., ICLR 2015): mean squared error between a regressed student hint and the teacher's
-  guided layer.
+  guided layer, ``mean (r(s) - t)²`` (config: ``FITNET.HINT_LAYER: 2``, ``FITNET.LOSS.FEAT_WEIGHT: 100.0``).
 - VID (Ahn et al., CVPR 2019): negative log-likelihood of the teacher feature under a Gaussian whose mean is
-  predicted from the student feature and whose variance is learned per channel.
+  predicted from the student feature and whose variance is learned per channel,
+  ``mean 0.5 (log σ²_c + (t - μ(s))² / σ²_c)`` (config: ``VID.INIT_PRED_VAR: 5.0``, ``VID.EPS: 1.0e-5``,
+  ``VID.LOSS.FEAT_WEIGHT: 1.0``).
 - PKT (Passalis & Tefas, ECCV 2018): KL divergence between the teacher's and the student's conditional
   probability distributions built from a cosine-similarity kernel over the batch.
 """

@@ -1,0 +1,38 @@
+"""The stage pairing of mdistiller's multi-stage feature methods (AT, NST, KDSVD): student stage ``i`` with
+teacher stage ``i`` for every stage output but the stem (``feats["feats"][1:]``), as far as the shorter
+network goes (``zip``). For the CIFAR pairs of Tables 2/3 both networks have equally many stages; on
+ImageNet ResNet50 (4 stages after the stem) → MobileNetV1 (3) pairs ResNet50's first three, as upstream."""
+
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from .base import probe_features, probe_input_size
+
+
+def stage_pairs(feats_student: Sequence[torch.Tensor], feats_teacher: Sequence[torch.Tensor]) -> Tuple[List, List]:
+    """``(student maps, teacher maps)`` of the distilled stages, float32 (the losses' precision under AMP)."""
+    pairs = list(zip(feats_student[1:], feats_teacher[1:]))
+    return [s.float() for s, _ in pairs], [t.float() for _, t in pairs]
+
+
+def probe_stage_shapes(student: nn.Module, teacher: nn.Module, cfg, method: str, min_pairs: int = 1):
+    """The (C, H, W) shapes of the paired stages ``(student shapes, teacher shapes)``, probed at the dataset's
+    image size; ValueError when fewer than ``min_pairs`` pairs exist or a stage is not a (B, C, H, W) map."""
+    size = probe_input_size(cfg)
+    feats_s = probe_features(student, size)[1]["feats"]
+    feats_t = probe_features(teacher, size)[1]["feats"]
+    pairs = list(zip(feats_s[1:], feats_t[1:]))
+    if len(pairs) < min_pairs:
+        raise ValueError(
+            f"{method} distills stage outputs after the stem: {cfg.DISTILLER.STUDENT} has {len(feats_s) - 1} and "
+            f"{cfg.DISTILLER.TEACHER} {len(feats_t) - 1}, fewer than the {min_pairs} pair(s) it needs; "
+            f"choose networks with more stages or another method"
+        )
+    for s, t in pairs:
+        if s.dim() != 4 or t.dim() != 4:
+            raise ValueError(f"{method} needs (B, C, H, W) stage maps, got {tuple(s.shape)} and {tuple(t.shape)}")
+    return [tuple(s.shape[1:]) for s, _ in pairs], [tuple(t.shape[1:]) for _, t in pairs]
