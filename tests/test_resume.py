@@ -1,6 +1,7 @@
 """--resume continues exactly; a non-finite loss leaves the last good checkpoint intact."""
 
 import hashlib
+import json
 import os
 
 import pytest
@@ -84,5 +85,9 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(tiny_cifar_root, teache
     with pytest.raises(NonFiniteLossError, match=r"epoch 2.*last good checkpoint \(epoch 1\)"):
         trainer.fit()
     after = {name: _digest(os.path.join(out, name)) for name in before}
-    assert after == before
+    assert after["latest"] == before["latest"] and after["student_latest"] == before["student_latest"]
     assert torch.load(os.path.join(out, "latest"), weights_only=True)["epoch"] == 1
+    # results.json follows the resumed run: epoch 1 of now 2, so no longer finished
+    results = json.load(open(os.path.join(out, "results.json")))
+    assert (results["epoch"], results["epochs"], results["finished"]) == (1, 2, False)
+    assert "resume after epoch 1: changed SOLVER.EPOCHS 1 -> 2" in open(os.path.join(out, "worklog.txt")).read()

@@ -12,10 +12,14 @@ import sys
 from typing import List, Optional
 
 from ..download import CKPT_NAME, DEFAULT_TEACHERS_URL, URL_ENV, TeacherArchiveError, ensure_cifar_teachers
+from ..errors import OneLineArgumentParser, add_debug_argument, one_line, run_main
+
+#: exit code of a failed download or a refused archive (a user mistake, e.g. a bad --dest, gives 2)
+DOWNLOAD_FAILED = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="ddkd-download-teachers",
         description=f"Download, check and unpack mdistiller's CIFAR-100 teachers (default {DEFAULT_TEACHERS_URL}; "
         f"${URL_ENV} overrides it).",
@@ -25,19 +29,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", default=None, help="archive URL (http(s):// or file://)")
     parser.add_argument("--force", action="store_true", help="download even when teachers are present "
                         "(adds missing ones; existing files are kept)")
+    add_debug_argument(parser)
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def _main(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         folder = ensure_cifar_teachers(args.dest, args.url, force=args.force)
     except (RuntimeError, TeacherArchiveError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
+        return DOWNLOAD_FAILED
     names = sorted(d for d in os.listdir(folder) if os.path.isfile(os.path.join(folder, d, CKPT_NAME)))
     print(f"teachers in {os.path.abspath(folder)}: {', '.join(names)}")
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_main(_main, argv)
 
 
 if __name__ == "__main__":

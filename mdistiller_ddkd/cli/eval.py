@@ -10,12 +10,12 @@ import json
 import sys
 from typing import List, Optional
 
+from ..errors import EXIT_CODES_HELP, OneLineArgumentParser, add_debug_argument, run_main
 from ..plugins import add_plugins_argument, plugins_from_args
-from .train import USER_ERRORS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ddkd-eval", description="Evaluate a model checkpoint.")
+    parser = OneLineArgumentParser(prog="ddkd-eval", description="Evaluate a model checkpoint.", epilog=EXIT_CODES_HELP)
     parser.add_argument("-m", "--model", required=True, help="model name, e.g. resnet32x4")
     parser.add_argument("-c", "--ckpt", default="",
                         help="checkpoint ({'model': state_dict} or a bare state dict); default: the model's "
@@ -24,11 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a registered DATASET.TYPE: cifar100, imagenet, synthetic, or a plugin's")
     parser.add_argument("-bs", "--batch-size", type=int, default=64)
     add_plugins_argument(parser)
+    add_debug_argument(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides (DATASET.ROOT ...)")
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def _main(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
     import torch
 
@@ -39,22 +40,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ..engine.distributed import select_device
     from ..engine.trainer import evaluate
 
-    try:
-        plugins_from_args(args)
-        cfg = load_config(None, ["DATASET.TYPE", args.dataset, "DATASET.TEST.BATCH_SIZE", str(args.batch_size),
-                                 "DISTILLER.TEACHER", args.model, "DISTILLER.TEACHER_CKPT", args.ckpt, *args.opts])
-        splits = build_splits(cfg)
-        path = teacher_checkpoint_path(cfg)
-        model = build_teacher(cfg, splits.num_classes, allow_download=False)
-        device = select_device(cfg.SOLVER.DEVICE)
-        loader = torch.utils.data.DataLoader(splits.test, batch_size=cfg.DATASET.TEST.BATCH_SIZE,
-                                             num_workers=cfg.DATASET.NUM_WORKERS)
-        metrics = evaluate(Vanilla(model).to(device), loader, device)
-    except USER_ERRORS as err:
-        print(f"error: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
-        return 2
+    plugins_from_args(args)
+    cfg = load_config(None, ["DATASET.TYPE", args.dataset, "DATASET.TEST.BATCH_SIZE", str(args.batch_size),
+                             "DISTILLER.TEACHER", args.model, "DISTILLER.TEACHER_CKPT", args.ckpt, *args.opts])
+    splits = build_splits(cfg)
+    path = teacher_checkpoint_path(cfg)
+    model = build_teacher(cfg, splits.num_classes, allow_download=False)
+    device = select_device(cfg.SOLVER.DEVICE)
+    loader = torch.utils.data.DataLoader(splits.test, batch_size=cfg.DATASET.TEST.BATCH_SIZE,
+                                         num_workers=cfg.DATASET.NUM_WORKERS)
+    metrics = evaluate(Vanilla(model).to(device), loader, device)
     print(json.dumps({"model": args.model, "checkpoint": path or "torchvision pretrained", **metrics}))
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_main(_main, argv)
 
 
 if __name__ == "__main__":

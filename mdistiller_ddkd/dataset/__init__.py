@@ -4,6 +4,9 @@
 ``(image, target, index)`` (CRD: ``(image, target, index, contrastive_index)``), test batches
 ``(image, target)``. Under torch.distributed each rank gets its share of both sets. A method that needs
 more per sample (CRD's negatives) passes ``wrap_train_set``; this package knows nothing of the methods.
+Train order and augmentation are functions of (seed, epoch, position) (``sampling.py``): a resumed run
+sees the same batches whatever ``DATASET.NUM_WORKERS``; ``set_train_position(loader, epoch, step)``
+selects an epoch and where in it to start.
 """
 
 from __future__ import annotations
@@ -14,16 +17,16 @@ from typing import Callable, Iterator, Optional, Tuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
-from torch.utils.data.distributed import DistributedSampler
 
 from .registry import (DATASETS, CropFlip, DatasetInfo, DatasetSplits, build_splits, dataset_info,
                        register_dataset, registered_datasets)
+from .sampling import EpochSampler, SampleKey, SeededSamples, epoch_order, set_train_position, share_size
 
 #: a method's train-set wrapper: ``wrap(splits, cfg) -> Dataset`` (None: the dataset's own train set)
 TrainSetWrapper = Callable[[DatasetSplits, object], Dataset]
 
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-    if _module not in {"registry", "common", "cifar_format", "device_augment"} and not _module.startswith("_"):
+    if _module not in {"registry", "common", "cifar_format", "device_augment", "safe_pickle", "sampling"} and not _module.startswith("_"):
         importlib.import_module(f"{__name__}.{_module}")
 
 
@@ -44,6 +47,13 @@ def _dist_info() -> Tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
+
+
+def _worker_init(worker_id: int) -> None:
+    """Workers leave SIGTERM / SIGINT to the main process, which stops after a checkpoint."""
+    from ..engine.signals import ignore_stop_signals
+
+    ignore_stop_signals()
 
 
 def per_rank_batch_size(global_batch_size: int, world_size: int) -> int:
@@ -84,28 +94,25 @@ def get_dataset(cfg, device: Optional[torch.device] = None, wrap_train_set: Opti
         )
     else:
         train_set = splits.train if wrap_train_set is None else wrap_train_set(splits, cfg)
-        generator = torch.Generator().manual_seed(seed)
-        if world_size > 1:
-            sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
-            shuffle = None
-        else:
-            sampler, shuffle = None, True
-        per_rank = -(-len(train_set) // world_size)
+        train_set = SeededSamples(train_set, seed)
         train_loader = DataLoader(
-            train_set, batch_size=batch_size, shuffle=shuffle, sampler=sampler,
+            train_set, batch_size=batch_size, sampler=EpochSampler(len(train_set), seed, rank, world_size),
             # a last batch of one image breaks BatchNorm in training (e.g. DDKD's logit branch): drop only that
-            drop_last=per_rank % batch_size == 1,
+            drop_last=share_size(len(train_set), world_size) % batch_size == 1,
             num_workers=cfg.DATASET.NUM_WORKERS, pin_memory=torch.cuda.is_available(),
-            generator=generator, persistent_workers=cfg.DATASET.NUM_WORKERS > 0,
+            # the loader's own generator (unused by EpochSampler) keeps it off the global RNG
+            generator=torch.Generator().manual_seed(seed), persistent_workers=cfg.DATASET.NUM_WORKERS > 0,
+            worker_init_fn=_worker_init if cfg.DATASET.NUM_WORKERS > 0 else None,
         )
     val_sampler = ShardSampler(len(splits.test), rank, world_size) if world_size > 1 else None
     val_loader = DataLoader(
         splits.test, batch_size=test_batch_size, shuffle=False, sampler=val_sampler,
         num_workers=max(1, cfg.DATASET.NUM_WORKERS // 2) if cfg.DATASET.NUM_WORKERS else 0,
-        pin_memory=torch.cuda.is_available(),
+        pin_memory=torch.cuda.is_available(), worker_init_fn=_worker_init if cfg.DATASET.NUM_WORKERS else None,
     )
     return train_loader, val_loader, num_data, splits.num_classes
 
 
-__all__ = ["DATASETS", "CropFlip", "DatasetInfo", "DatasetSplits", "ShardSampler", "TrainSetWrapper", "dataset_info",
-           "get_dataset", "per_rank_batch_size", "register_dataset", "registered_datasets"]
+__all__ = ["DATASETS", "CropFlip", "DatasetInfo", "DatasetSplits", "EpochSampler", "SampleKey", "SeededSamples",
+           "ShardSampler", "TrainSetWrapper", "dataset_info", "epoch_order", "get_dataset", "per_rank_batch_size",
+           "register_dataset", "registered_datasets", "set_train_position"]

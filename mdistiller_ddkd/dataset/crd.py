@@ -9,9 +9,11 @@ drawn from samples of *other classes* (``mode="exact"``) or from any sample exce
 otherwise. No per-class index lists are stored: samples are sorted by class once and a negative is a
 position in that order that skips the anchor's class block (resp. the anchor).
 
-Randomness: by default torch's global RNG, which the ``DataLoader`` seeds differently in every worker (so
-runs are reproducible given the loader's generator / the global seed). A ``generator`` may be passed for
-single-process use (``num_workers=0``); worker processes would each copy it and repeat its draws.
+Randomness: by default torch's global RNG. In training the trainer's loader reads this dataset through
+``sampling.SeededSamples``, which seeds that RNG by (seed, epoch, index) for each item, so the negatives
+are a function of the sample and epoch — the same with any number of workers and after a resume. A
+``generator`` may be passed for single-process use (``num_workers=0``); worker processes would each copy it
+and repeat its draws.
 """
 
 from __future__ import annotations

@@ -4,19 +4,21 @@ fill, whether to flip).
 
 It draws from the same distribution as ``RandomCrop(size, padding, fill)`` + ``RandomHorizontalFlip()``:
 crop offsets uniform on {0..2·padding}² of the padded image, flip with probability 1/2 (never when the
-dataset's ``hflip`` is False). Shuffling is a fresh
-permutation per epoch (seeded), and each epoch visits every sample once (DDP: each rank its share).
+dataset's ``hflip`` is False). The order is the DataLoader path's (``sampling.epoch_order``: a fresh
+permutation per epoch, DDP shards as ``DistributedSampler``), and each batch draws its crops and flips from
+a generator seeded by (seed, epoch, rank, batch position), so ``set_epoch(epoch, start)`` can resume an
+epoch in the middle with exactly the batches an uninterrupted pass would give.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Iterator, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from .registry import CropFlip
+from .sampling import BATCH_STREAM, derive_seed, epoch_order, share_size
 
 
 def random_crop_flip(
@@ -67,7 +69,7 @@ class DeviceAugmentLoader:
         self.rank = rank
         self.world_size = world_size
         self.augment = augment
-        self.epoch = 0
+        self.epoch, self.start = 0, 0
         self.dataset = self.images  # len(loader.dataset) as for a DataLoader
         self.channels_last = False
 
@@ -75,28 +77,31 @@ class DeviceAugmentLoader:
     def pad_fill(self) -> int:
         return self.augment.fill
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """The next pass is ``epoch`` from sample ``start`` of this rank's share (a multiple of the batch size)."""
+        if start % self.batch_size:
+            raise ValueError(f"start {start} is not a multiple of the batch size {self.batch_size}")
+        self.epoch, self.start = epoch, start
 
     def _indices(self) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-        perm = torch.randperm(len(self.images), generator=g)
-        per_rank = math.ceil(len(perm) / self.world_size)
-        return perm[self.rank * per_rank:(self.rank + 1) * per_rank]
+        indices = epoch_order(len(self.images), self.seed, self.epoch, self.rank, self.world_size)
+        if len(indices) % self.batch_size == 1:  # a batch of one image breaks BatchNorm in training
+            indices = indices[:-1]
+        return indices
 
     def __len__(self) -> int:
-        per_rank = math.ceil(len(self.images) / self.world_size)
-        return per_rank // self.batch_size + (per_rank % self.batch_size > 1)
+        per_rank = share_size(len(self.images), self.world_size)
+        full = per_rank // self.batch_size + (per_rank % self.batch_size > 1)
+        return max(0, full - self.start // self.batch_size)
 
     def __iter__(self) -> Iterator:
         indices = self._indices()
-        if len(indices) % self.batch_size == 1:  # a batch of one image breaks BatchNorm in training
-            indices = indices[:-1]
-        g = torch.Generator().manual_seed(self.seed * 7919 + self.epoch * 31 + self.rank)
-        for start in range(0, len(indices), self.batch_size):
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        for start in range(self.start, len(indices), self.batch_size):
             idx = indices[start:start + self.batch_size].to(self.device)
+            g = torch.Generator().manual_seed(
+                derive_seed(self.seed, BATCH_STREAM, self.epoch, self.rank, start // self.batch_size))
             cropped, _, _ = random_crop_flip(self.images[idx], self.augment.padding, generator=g,
                                             fill=self.augment.fill, hflip=self.augment.hflip)
-            memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
             image = cropped.permute(0, 3, 1, 2).float().sub_(self.mean).div_(self.std)
             yield image.contiguous(memory_format=memory_format), self.targets[idx], idx

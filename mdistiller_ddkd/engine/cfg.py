@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 from typing import Iterable, Optional, Sequence
 
+import yaml
 from yacs.config import CfgNode as CN
 
 from .. import dataset as _datasets  # registers every dataset and its config node
 from .. import distillers as _distillers  # registers every method and its config node
+from ..errors import ConfigError
 
 
 def _base_config() -> CN:
@@ -71,52 +73,24 @@ def _base_config() -> CN:
     cfg.SOLVER.COMPILE = False
     # added: SyncBatchNorm for the student under DistributedDataParallel
     cfg.SOLVER.SYNC_BN = False
+    # added: clip the total gradient norm of each step to this value (0: off; a remedy, docs/diagnostics.md)
+    cfg.SOLVER.GRAD_CLIP = 0.0
 
     cfg.LOG = CN()
     cfg.LOG.TENSORBOARD_FREQ = 500
     cfg.LOG.SAVE_CHECKPOINT_FREQ = 40
     cfg.LOG.PREFIX = "./output"
     cfg.LOG.WANDB = False
+    # added: gap metrics (DDKD/DIFFKD) and per-term gradient norms on a fixed probe batch (docs/diagnostics.md)
+    cfg.LOG.DIAGNOSTICS = False
+    cfg.LOG.DIAGNOSTICS_FREQ = 100  # every N training steps (TensorBoard), 0: only at each epoch's end
+    cfg.LOG.DIAGNOSTICS_BATCH = 64  # probe batch size (fixed training images)
     return cfg
 
 
 def _upstream_only_nodes(cfg: CN) -> None:
     """Nodes of mdistiller methods this package does not implement; kept so that upstream config files
     (and scripts reading these keys) merge unchanged."""
-    cfg.AT = CN()
-    cfg.AT.P = 2
-    cfg.AT.LOSS = CN()
-    cfg.AT.LOSS.CE_WEIGHT = 1.0
-    cfg.AT.LOSS.FEAT_WEIGHT = 1000.0
-    cfg.KDSVD = CN()
-    cfg.KDSVD.K = 1
-    cfg.KDSVD.LOSS = CN()
-    cfg.KDSVD.LOSS.CE_WEIGHT = 1.0
-    cfg.KDSVD.LOSS.FEAT_WEIGHT = 1.0
-    cfg.NST = CN()
-    cfg.NST.LOSS = CN()
-    cfg.NST.LOSS.CE_WEIGHT = 1.0
-    cfg.NST.LOSS.FEAT_WEIGHT = 50.0
-    cfg.OFD = CN()
-    cfg.OFD.LOSS = CN()
-    cfg.OFD.LOSS.CE_WEIGHT = 1.0
-    cfg.OFD.LOSS.FEAT_WEIGHT = 0.001
-    cfg.OFD.CONNECTOR = CN()
-    cfg.OFD.CONNECTOR.KERNEL_SIZE = 1
-    cfg.SP = CN()
-    cfg.SP.LOSS = CN()
-    cfg.SP.LOSS.CE_WEIGHT = 1.0
-    cfg.SP.LOSS.FEAT_WEIGHT = 3000.0
-    cfg.REVIEWKD = CN()
-    cfg.REVIEWKD.CE_WEIGHT = 1.0
-    cfg.REVIEWKD.REVIEWKD_WEIGHT = 1.0
-    cfg.REVIEWKD.WARMUP_EPOCHS = 20
-    cfg.REVIEWKD.SHAPES = [1, 8, 16, 32]
-    cfg.REVIEWKD.OUT_SHAPES = [1, 8, 16, 32]
-    cfg.REVIEWKD.IN_CHANNELS = [64, 128, 256, 256]
-    cfg.REVIEWKD.OUT_CHANNELS = [64, 128, 256, 256]
-    cfg.REVIEWKD.MAX_MID_CHANNEL = 512
-    cfg.REVIEWKD.STU_PREACT = False
 
 
 #: mdistiller keys this package accepts (so upstream files merge) but does not read: the methods' probe
@@ -176,6 +150,27 @@ def resolve_config_path(path: str) -> str:
     return found
 
 
+def read_config_file(path: str) -> dict:
+    """The mapping a YAML config file holds; malformed YAML, another top-level type or an unreadable
+    file raise ``ConfigError`` naming the file (and the line)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem} — fix the file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read config file {path}: {err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} holds a YAML {type(data).__name__}, not a mapping of config nodes "
+                          f"(e.g. 'SOLVER:' with 'EPOCHS: 240' indented below it) — fix the file")
+    return data
+
+
 def load_config(cfg_file: Optional[str] = None, opts: Sequence[str] = (), base: Optional[CN] = None) -> CN:
     """Defaults, then the file, then ``KEY VALUE`` pairs from the command line (in that order); frozen.
 
@@ -184,7 +179,7 @@ def load_config(cfg_file: Optional[str] = None, opts: Sequence[str] = (), base: 
     cfg = (base or build_default_config()).clone()
     try:
         if cfg_file:
-            cfg.merge_from_file(resolve_config_path(cfg_file))
+            cfg.merge_from_other_cfg(CN(read_config_file(resolve_config_path(cfg_file))))
         if opts:
             if len(opts) % 2:
                 raise ValueError(f"command-line overrides must be KEY VALUE pairs, got {list(opts)}")
@@ -194,6 +189,8 @@ def load_config(cfg_file: Optional[str] = None, opts: Sequence[str] = (), base: 
             f"{err.args[0] if err.args else err} — check the spelling against the defaults in "
             f"mdistiller_ddkd/engine/cfg.py (or the method's or dataset's own file)"
         ) from None
+    except TypeError as err:  # yacs, for keys that are not strings (e.g. a YAML key `1:`)
+        raise ConfigError(f"config {cfg_file or 'overrides'}: {err} — config keys are upper-case names") from None
     validate_config(cfg)
     cfg.freeze()
     return cfg
@@ -232,6 +229,54 @@ def validate_config(cfg: CN) -> None:
                 _distillers.get_distiller_class(cfg.DISTILLER.TYPE)  # raises KeyError listing the methods
             raise ValueError(f"{node}.{key} = {cfg[node][key]!r} is not one of {', '.join(map(str, choices))}")
     _check_unread_compat_keys(cfg)
+    _check_values(cfg)
+    _check_device_available(cfg)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+
+
+def _sorted_epochs(v) -> bool:
+    return isinstance(v, (list, tuple)) and all(_is_int(x) and x >= 0 for x in v) and list(v) == sorted(v)
+
+
+#: key -> (test, what it must be): the numbers the trainer divides by, counts with or schedules on
+VALUE_RULES = {
+    "SOLVER.EPOCHS": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "SOLVER.BATCH_SIZE": (lambda v: _is_int(v) and v >= 1, "a positive integer (the global batch)"),
+    "DATASET.TEST.BATCH_SIZE": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "DATASET.NUM_WORKERS": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+    "SOLVER.LR": (lambda v: _is_number(v) and v > 0, "a positive number"),
+    "SOLVER.LR_DECAY_RATE": (lambda v: _is_number(v) and v > 0, "a positive number"),
+    "SOLVER.LR_DECAY_STAGES": (_sorted_epochs, "a list of epochs in ascending order, e.g. [150, 180, 210]"),
+    "SOLVER.WEIGHT_DECAY": (lambda v: _is_number(v) and v >= 0, "a non-negative number"),
+    "SOLVER.MOMENTUM": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "EXPERIMENT.SEED": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+    "LOG.SAVE_CHECKPOINT_FREQ": (lambda v: _is_int(v) and v >= 0, "a non-negative integer (0: no epoch_N copies)"),
+    "LOG.TENSORBOARD_FREQ": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+}
+
+
+def _check_values(cfg: CN) -> None:
+    for key, (test, what) in VALUE_RULES.items():
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        if not test(node):
+            raise ConfigError(f"{key} = {node!r} must be {what}")
+
+
+def _check_device_available(cfg: CN) -> None:
+    import torch
+
+    if cfg.SOLVER.DEVICE == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("SOLVER.DEVICE is 'cuda' but no CUDA device is available here; use SOLVER.DEVICE cpu "
+                          "(or auto, which takes CUDA when there is one)")
 
 
 def output_dir_name(cfg: CN) -> str:

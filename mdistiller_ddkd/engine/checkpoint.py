@@ -3,27 +3,54 @@
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import re
+import struct
 import tempfile
-from typing import Any, Dict, List, Mapping, Optional
+import warnings
+import zipfile
+from typing import Any, BinaryIO, Callable, Dict, List, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..errors import CheckpointReadError, UserError
 
-class CheckpointMismatchError(RuntimeError):
+
+class CheckpointMismatchError(UserError, RuntimeError):
     """A checkpoint's keys or shapes differ from the model it is loaded into."""
 
 
-def save_checkpoint_atomic(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: a crash never leaves half a file."""
+#: what ``atomic_write`` names its temporary files: ``.<name>.<random>.tmp`` beside the target
+TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
+
+
+def fsync_dir(directory: str) -> None:
+    """Make a rename in ``directory`` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
+    """``write(file)`` into a temporary file beside ``path``, fsync it, rename it over ``path`` and fsync the
+    folder: a crash leaves either the old file or the new one, never half a file. On any failure (disk
+    full, a signal) the temporary file is removed and the old file is untouched."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + os.path.basename(path) + ".", suffix=TEMP_SUFFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_current_umask())
@@ -32,6 +59,29 @@ def save_checkpoint_atomic(obj: Any, path: str) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+    fsync_dir(directory)
+
+
+def save_checkpoint_atomic(obj: Any, path: str) -> None:
+    """``torch.save`` through ``atomic_write``."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Replace ``path`` by ``text`` (UTF-8) through ``atomic_write``."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def remove_stale_temp_files(directory: str) -> List[str]:
+    """Remove the temporary files ``atomic_write`` left in ``directory`` when a process was killed
+    mid-write; call it only while holding the folder's lock (another writer's file would go too)."""
+    removed = []
+    for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else ():
+        path = os.path.join(directory, name)
+        if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX) and os.path.isfile(path):
+            os.remove(path)
+            removed.append(name)
+    return removed
 
 
 def _current_umask() -> int:
@@ -40,11 +90,39 @@ def _current_umask() -> int:
     return mask
 
 
-def load_checkpoint(path: str, map_location: Any = "cpu") -> Any:
-    """Read a checkpoint safely (``weights_only=True``: tensors and plain containers only)."""
+#: what ``torch.load`` raises for a file that is truncated, not a checkpoint, or refused by weights_only
+_LOAD_FAILURES = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, AttributeError,
+                  IndexError, TypeError, UnicodeDecodeError, struct.error, zipfile.BadZipFile)
+
+
+def _load_failure(path: str, err: BaseException, todo: str) -> CheckpointReadError:
+    text = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
+    refused = re.search(r"GLOBAL ([\w.]+)", text)
+    where = os.path.abspath(path)
+    if refused:
+        return CheckpointReadError(
+            f"checkpoint {where} refers to {refused.group(1)}, which a checkpoint of tensors never needs: refused "
+            f"unread (weights_only loading; the file may be malicious) — use a checkpoint saved as "
+            f"{{'model': state_dict}} from a source you trust")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    detail = next((line for line in lines if line.startswith("Unsupported")), lines[0] if lines else type(err).__name__)
+    return CheckpointReadError(
+        f"cannot read checkpoint {where}: it is truncated, not a PyTorch checkpoint, or holds objects other than "
+        f"tensors and plain containers ({type(err).__name__}: {detail.split('. ')[0][:160]}) — {todo}")
+
+
+def load_checkpoint(path: str, map_location: Any = "cpu",
+                    todo: str = "copy or download it again, or point to another file") -> Any:
+    """Read a checkpoint safely (``weights_only=True``: tensors and plain containers only); a file that is
+    truncated, garbage or refused raises ``CheckpointReadError`` naming it and saying what to do (``todo``)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {os.path.abspath(path)}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # pickle-protocol notices of torch's safe unpickler
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except _LOAD_FAILURES as err:
+        raise _load_failure(path, err, todo) from None
 
 
 def extract_state_dict(checkpoint: Any) -> Mapping[str, torch.Tensor]:

@@ -1,0 +1,88 @@
+"""SIGTERM / SIGINT as a request to stop cleanly: the trainer finishes its step, writes a checkpoint that
+``--resume`` continues from exactly, prints one line and exits with ``128 + signal`` (143 / 130), so a
+scheduler can requeue the job. A second signal stops at once (``ImmediateStop``).
+
+``handle_stop_signals()`` installs the handlers (main thread only; ``ddkd-train`` does it); the trainer asks
+``stop_requested()`` after every step. Without the handlers installed nothing changes.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Dict, Iterator, Optional
+
+#: the signals that ask for a clean stop
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def stop_exit_code(signum: int) -> int:
+    """``128 + signum``: what a shell reports for a process ended by that signal (SIGTERM 143, SIGINT 130)."""
+    return 128 + int(signum)
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class ImmediateStop(BaseException):
+    """A second stop signal: the step in progress is abandoned (a BaseException, so no ``except Exception``
+    swallows it; atomic writes still remove their temporary files)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped at once by a second {signal_name(signum)}: the step in progress is lost; files "
+                         f"already written are intact (--resume continues from the last checkpoint)")
+        self.signum = signum
+        self.exit_code = stop_exit_code(signum)
+
+
+class _StopRequest:
+    def __init__(self) -> None:
+        self.signum: Optional[int] = None
+
+    def handle(self, signum: int, frame) -> None:
+        if self.signum is not None:
+            raise ImmediateStop(signum)
+        self.signum = signum
+
+
+_REQUEST = _StopRequest()
+
+
+def stop_requested() -> Optional[int]:
+    """The signal number received since the handlers were installed, or None."""
+    return _REQUEST.signum
+
+
+def request_stop(signum: int) -> None:
+    """Record a stop request as the handler does (tests; embedding applications)."""
+    _REQUEST.signum = signum
+
+
+@contextmanager
+def handle_stop_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT request a clean stop (the previous handlers come back after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous: Dict[int, object] = {}
+    _REQUEST.signum = None
+    try:
+        for signum in STOP_SIGNALS:
+            previous[signum] = signal.signal(signum, _REQUEST.handle)
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _REQUEST.signum = None
+
+
+def ignore_stop_signals() -> None:
+    """For DataLoader workers: the main process decides when to stop (a worker killed by the terminal's
+    SIGINT or a scheduler's SIGTERM would otherwise break the batch in flight)."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
