@@ -16,6 +16,7 @@ from typing import List, Optional
 
 from ..bench import epoch as bench_epoch
 from .train import USER_ERRORS
+from ..errors import one_line, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point: errors are one line with exit code 2 (``--debug`` shows the traceback)."""
+    return run_main(_main, argv)
+
+
+def _main(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ddkd_bench_") as local_tmp:
         # under torchrun every rank must see the same files: use a folder named after the launch
@@ -46,7 +52,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 device=args.device, workers=args.workers, epochs=args.epochs,
             )
         except USER_ERRORS as err:  # an unknown method or model, a pair a method cannot serve
-            print(f"error: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
+            print(f"error: {one_line(err.args[0] if isinstance(err, KeyError) and err.args else err)}", file=sys.stderr)
             return 2
         if int(os.environ.get("RANK", "0")) == 0:
             print(bench_epoch.markdown_table(rows))

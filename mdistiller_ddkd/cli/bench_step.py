@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 from ..bench.step import DEFAULT_METHODS, markdown_table, run_benchmark
 from .train import USER_ERRORS
+from ..errors import one_line, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point: errors are one line with exit code 2 (``--debug`` shows the traceback)."""
+    return run_main(_main, argv)
+
+
+def _main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         results = run_benchmark(
@@ -44,7 +50,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             threads=args.threads, memory=not args.no_memory, amp=args.amp, channels_last=args.channels_last,
         )
     except USER_ERRORS as err:  # an unknown method, model or dataset, a pair a method cannot serve
-        print(f"error: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
+        print(f"error: {one_line(err.args[0] if isinstance(err, KeyError) and err.args else err)}", file=sys.stderr)
         return 2
     text = json.dumps(results, indent=2)
     print(text)

@@ -21,6 +21,7 @@ from typing import List, Optional
 
 from ..plugins import PluginError, add_plugins_argument, plugins_from_args, split_modules
 from ..suite.spec import NAMED_SUITES, SuiteSpec, load_suite, restrict, seeds_from_option
+from ..errors import one_line, run_main
 
 SUBCOMMANDS = ("run", "report")
 
@@ -81,6 +82,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point: errors are one line with exit code 2 (``--debug`` shows the traceback)."""
+    return run_main(_main, argv)
+
+
+def _main(argv: List[str]) -> int:
     args = parse_args(argv)
     if args.command == "report":
         from .table import run_table
@@ -148,7 +154,7 @@ def run_suite(args: argparse.Namespace) -> int:
         plan = _plan_from_args(args)
     except (FileNotFoundError, ValueError, KeyError, PluginError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {one_line(message)}", file=sys.stderr)
         return 2
     launcher = shlex.split(args.launcher) if args.launcher else None
     if args.dry_run:
@@ -157,7 +163,7 @@ def run_suite(args: argparse.Namespace) -> int:
     problems = plan.problems()
     if problems:
         for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
+            print(f"error: {one_line(problem)}", file=sys.stderr)
         print("(nothing was started; `--dry-run` prints the commands anyway)", file=sys.stderr)
         return 2
     spec = plan.suite
@@ -194,7 +200,7 @@ def _prefetch_teachers(plan) -> bool:
     try:
         ensure_cifar_teachers("download_ckpts")
     except Exception as err:  # offline, unreachable or corrupt: the message says what to do
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return False
     return True
 

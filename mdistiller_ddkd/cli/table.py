@@ -18,6 +18,7 @@ from typing import List, Optional
 from ..plugins import PluginError, add_plugins_argument, plugins_from_args
 from ..suite.report import suite_report
 from ..suite.spec import DEFAULT_OUTPUT, NAMED_SUITES, load_suite
+from ..errors import one_line, run_main
 
 
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,13 +63,18 @@ def run_table(args: argparse.Namespace) -> int:
                             fmt=args.format, pairs=pairs, dataset=dataset, include_unfinished=args.all,
                             with_paper=not args.no_paper, methods=methods)
     except (FileNotFoundError, ValueError, PluginError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
     print(text)
     return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point: errors are one line with exit code 2 (``--debug`` shows the traceback)."""
+    return run_main(_main, argv)
+
+
+def _main(argv: List[str]) -> int:
     return run_table(build_parser().parse_args(argv))
 
 

@@ -2,8 +2,8 @@
 
 Each method declares its own node beside its code (``register_distiller(NAME, config=node)``), and so does
 each dataset (``register_dataset(name, config=node)`` -> ``DATASET.<NAME>``); ``build_default_config``
-gathers them at call time, so methods and datasets registered by plugins are part of every config. Config files and command-line pairs may only override existing keys: an unknown key is an
-error, as in mdistiller.
+gathers them at call time, so methods and datasets registered by plugins are part of every config. Config
+files and command-line pairs may only override existing keys: an unknown key is an error, as in mdistiller.
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ from .. import distillers as _distillers  # registers every method and its confi
 from ..errors import ConfigError
 
 
-def _base_config() -> CN:
-    cfg = CN()
-
+def _experiment_and_data(cfg: CN) -> None:
     cfg.EXPERIMENT = CN()
     cfg.EXPERIMENT.PROJECT = "distill"
     cfg.EXPERIMENT.NAME = ""
@@ -43,6 +41,8 @@ def _base_config() -> CN:
     # added: keep the CIFAR train set on the device and augment there (crop+flip), no DataLoader workers
     cfg.DATASET.GPU_AUGMENT = False
 
+
+def _distiller_and_solver(cfg: CN) -> None:
     cfg.DISTILLER = CN()
     cfg.DISTILLER.TYPE = "NONE"
     cfg.DISTILLER.TEACHER = "ResNet50"
@@ -76,6 +76,8 @@ def _base_config() -> CN:
     # added: clip the total gradient norm of each step to this value (0: off; a remedy, docs/diagnostics.md)
     cfg.SOLVER.GRAD_CLIP = 0.0
 
+
+def _log(cfg: CN) -> None:
     cfg.LOG = CN()
     cfg.LOG.TENSORBOARD_FREQ = 500
     cfg.LOG.SAVE_CHECKPOINT_FREQ = 40
@@ -85,12 +87,14 @@ def _base_config() -> CN:
     cfg.LOG.DIAGNOSTICS = False
     cfg.LOG.DIAGNOSTICS_FREQ = 100  # every N training steps (TensorBoard), 0: only at each epoch's end
     cfg.LOG.DIAGNOSTICS_BATCH = 64  # probe batch size (fixed training images)
+
+
+def _base_config() -> CN:
+    """mdistiller's EXPERIMENT, DATASET, DISTILLER, SOLVER and LOG nodes, with the keys added here."""
+    cfg = CN()
+    for add_nodes in (_experiment_and_data, _distiller_and_solver, _log):
+        add_nodes(cfg)
     return cfg
-
-
-def _upstream_only_nodes(cfg: CN) -> None:
-    """Nodes of mdistiller methods this package does not implement; kept so that upstream config files
-    (and scripts reading these keys) merge unchanged."""
 
 
 #: mdistiller keys this package accepts (so upstream files merge) but does not read: the methods' probe
@@ -114,10 +118,9 @@ def _check_unread_compat_keys(cfg: CN) -> None:
 
 
 def build_default_config() -> CN:
-    """A fresh default config: base nodes, upstream-only nodes, every registered method's node and every
-    registered dataset's node (``DATASET.<NAME>``)."""
+    """A fresh default config: the base nodes, every registered method's node and every registered
+    dataset's node (``DATASET.<NAME>``)."""
     cfg = _base_config()
-    _upstream_only_nodes(cfg)
     for name, node in sorted(_distillers.config_nodes.items()):
         if name in cfg:
             raise KeyError(f"config node {name!r} is declared by a method and by the base config")
