@@ -16,11 +16,11 @@ from typing import List, Optional
 
 from ..bench import epoch as bench_epoch
 from .train import USER_ERRORS
-from ..errors import one_line, run_main
+from ..errors import OneLineArgumentParser, one_line, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ddkd-bench-epoch", description=bench_epoch.__doc__.split("\n\n")[0])
+    parser = OneLineArgumentParser(prog="ddkd-bench-epoch", description=bench_epoch.__doc__.split("\n\n")[0])
     parser.add_argument("--pair", nargs=2, default=["resnet32x4", "resnet8x4"], metavar=("TEACHER", "STUDENT"))
     parser.add_argument("--methods", nargs="+", default=["NONE", "DKD", "DDKD"])
     parser.add_argument("--paths", nargs="+", default=["loader", "gpu"], choices=["loader", "gpu"])

@@ -14,11 +14,11 @@ from typing import Optional, Sequence
 
 from ..bench.step import DEFAULT_METHODS, markdown_table, run_benchmark
 from .train import USER_ERRORS
-from ..errors import one_line, run_main
+from ..errors import OneLineArgumentParser, one_line, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Median wall time and peak memory of one distillation training step.")
+    p = OneLineArgumentParser(prog="ddkd-bench", description="Median wall time and peak memory of one distillation training step.")
     p.add_argument("--teacher", required=True, help="teacher model name (e.g. resnet32x4)")
     p.add_argument("--student", required=True, help="student model name (e.g. resnet8x4)")
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), help="distiller names")

@@ -21,7 +21,7 @@ from typing import List, Optional
 
 from ..plugins import PluginError, add_plugins_argument, plugins_from_args, split_modules
 from ..suite.spec import NAMED_SUITES, SuiteSpec, load_suite, restrict, seeds_from_option
-from ..errors import one_line, run_main
+from ..errors import OneLineArgumentParser, one_line, run_main
 
 SUBCOMMANDS = ("run", "report")
 
@@ -49,12 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     """``ddkd-suite {run,report} ...``; a first argument that is not a subcommand means ``run``."""
     from .table import add_table_arguments
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="ddkd-suite",
         description=f"Run a suite of trainings ({', '.join(NAMED_SUITES)} or a YAML file) and print its table "
         f"(`ddkd-suite [run] SUITE`), or print the table only (`ddkd-suite report SUITE`).",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{run,report}")
+    commands = parser.add_subparsers(dest="command", metavar="{run,report}", parser_class=OneLineArgumentParser)
     run = commands.add_parser("run", help="run a suite (the default: `ddkd-suite SUITE` means `ddkd-suite run SUITE`)",
                               description="Run a suite's trainings and print its table. KEY VALUE pairs override "
                               "config keys of every run.")

@@ -18,7 +18,7 @@ from typing import List, Optional
 from ..plugins import PluginError, add_plugins_argument, plugins_from_args
 from ..suite.report import suite_report
 from ..suite.spec import DEFAULT_OUTPUT, NAMED_SUITES, load_suite
-from ..errors import one_line, run_main
+from ..errors import OneLineArgumentParser, one_line, run_main
 
 
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +35,7 @@ def add_table_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ddkd-table", description="Tabulate run folders (results.json) like "
+    parser = OneLineArgumentParser(prog="ddkd-table", description="Tabulate run folders (results.json) like "
                                      "the paper, with the paper's values and the differences.")
     add_table_arguments(parser)
     return parser
