@@ -5,12 +5,13 @@ ImageNet ResNet50 (4 stages after the stem) → MobileNetV1 (3) pairs ResNet50's
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .base import probe_features, probe_input_size
+from .base import Distiller, probe_features, probe_input_size
 
 
 def stage_pairs(feats_student: Sequence[torch.Tensor], feats_teacher: Sequence[torch.Tensor]) -> Tuple[List, List]:
@@ -36,3 +37,36 @@ def probe_stage_shapes(student: nn.Module, teacher: nn.Module, cfg, method: str,
         if s.dim() != 4 or t.dim() != 4:
             raise ValueError(f"{method} needs (B, C, H, W) stage maps, got {tuple(s.shape)} and {tuple(t.shape)}")
     return [tuple(s.shape[1:]) for s, _ in pairs], [tuple(t.shape[1:]) for _, t in pairs]
+
+
+class StageMapDistiller(Distiller):
+    """Cross-entropy plus ``<NODE>.LOSS.FEAT_WEIGHT × stage_loss(student maps, teacher maps)`` over the paired
+    stages (``loss_ce``, ``loss_feat``): what AT, NST and KDSVD share. A subclass names its config node
+    (``config_key``, with ``LOSS.CE_WEIGHT`` / ``LOSS.FEAT_WEIGHT``), how many stage pairs it needs, and its
+    loss; ``check_stages`` may refuse a pair at build time."""
+
+    config_key: str = ""
+    min_stage_pairs: int = 1
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, cfg) -> None:
+        super().__init__(student, teacher)
+        node = cfg[self.config_key]
+        self.ce_weight = node.LOSS.CE_WEIGHT
+        self.feat_weight = node.LOSS.FEAT_WEIGHT
+        self.check_stages(cfg, *probe_stage_shapes(student, teacher, cfg, self.config_key, self.min_stage_pairs))
+
+    def check_stages(self, cfg, shapes_student: List[tuple], shapes_teacher: List[tuple]) -> None:
+        """Raise ValueError when the method cannot serve these stage shapes (default: it can)."""
+
+    def stage_loss(self, maps_student: List[torch.Tensor], maps_teacher: List[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must define stage_loss")
+
+    def forward_train(self, image, target, **kwargs) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        logits_student, feats_student = self.student(image)
+        _, feats_teacher = self.teacher_forward(image)
+        maps_s, maps_t = stage_pairs(feats_student["feats"], feats_teacher["feats"])
+        losses = {
+            "loss_ce": self.ce_weight * F.cross_entropy(logits_student, target),
+            "loss_feat": self.feat_weight * self.stage_loss(maps_s, maps_t),
+        }
+        return logits_student, losses

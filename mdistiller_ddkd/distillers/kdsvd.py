@@ -12,13 +12,11 @@ Maths: :mod:`mdistiller_ddkd.losses.svd`.
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import nn
 from yacs.config import CfgNode as CN
 
 from ..losses.svd import kdsvd_loss
-from ._stages import probe_stage_shapes, stage_pairs
-from .base import Distiller
+from ._stages import StageMapDistiller
 from .registry import register_distiller
 
 _C = CN()
@@ -29,18 +27,20 @@ _C.LOSS.FEAT_WEIGHT = 1.0
 
 
 @register_distiller("KDSVD", config=_C)
-class KDSVD(Distiller):
+class KDSVD(StageMapDistiller):
     """Cross-entropy plus SVD-based transfer of the relations between consecutive stages."""
 
+    config_key = "KDSVD"
+    min_stage_pairs = 2
+
     def __init__(self, student: nn.Module, teacher: nn.Module, cfg) -> None:
-        super().__init__(student, teacher)
         self.k = int(cfg.KDSVD.K)
         if self.k < 1:
             raise ValueError(f"KDSVD.K must be >= 1 (teacher singular vectors kept), got {cfg.KDSVD.K}")
-        self.ce_weight = cfg.KDSVD.LOSS.CE_WEIGHT
-        self.feat_weight = cfg.KDSVD.LOSS.FEAT_WEIGHT
-        shapes_s, shapes_t = probe_stage_shapes(student, teacher, cfg, "KDSVD", min_pairs=2)
-        widths_s, widths_t = [s[2] for s in shapes_s], [t[2] for t in shapes_t]
+        super().__init__(student, teacher, cfg)
+
+    def check_stages(self, cfg, shapes_student, shapes_teacher) -> None:
+        widths_s, widths_t = [s[2] for s in shapes_student], [t[2] for t in shapes_teacher]
         if widths_s != widths_t:
             raise ValueError(
                 f"KDSVD cannot serve {cfg.DISTILLER.TEACHER} -> {cfg.DISTILLER.STUDENT}: it compares singular "
@@ -48,12 +48,5 @@ class KDSVD(Distiller):
                 f"and the teacher's {widths_t}; use AT, NST or SP (which pool the larger map) or FITNET instead"
             )
 
-    def forward_train(self, image, target, **kwargs):
-        logits_student, feats_student = self.student(image)
-        _, feats_teacher = self.teacher_forward(image)
-        maps_s, maps_t = stage_pairs(feats_student["feats"], feats_teacher["feats"])
-        losses = {
-            "loss_ce": self.ce_weight * F.cross_entropy(logits_student, target),
-            "loss_feat": self.feat_weight * kdsvd_loss(maps_s, maps_t, self.k),
-        }
-        return logits_student, losses
+    def stage_loss(self, maps_student, maps_teacher):
+        return kdsvd_loss(maps_student, maps_teacher, self.k)

@@ -9,13 +9,10 @@ pair of Tables 2/3 is served. No extra parameters. Maths: :mod:`mdistiller_ddkd.
 
 from __future__ import annotations
 
-import torch.nn.functional as F
-from torch import nn
 from yacs.config import CfgNode as CN
 
 from ..losses.mmd import nst_loss
-from ._stages import probe_stage_shapes, stage_pairs
-from .base import Distiller
+from ._stages import StageMapDistiller
 from .registry import register_distiller
 
 _C = CN()
@@ -25,21 +22,10 @@ _C.LOSS.FEAT_WEIGHT = 50.0
 
 
 @register_distiller("NST", config=_C)
-class NST(Distiller):
+class NST(StageMapDistiller):
     """Cross-entropy plus neuron-selectivity transfer (polynomial-kernel MMD) on every stage after the stem."""
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, cfg) -> None:
-        super().__init__(student, teacher)
-        self.ce_weight = cfg.NST.LOSS.CE_WEIGHT
-        self.feat_weight = cfg.NST.LOSS.FEAT_WEIGHT
-        probe_stage_shapes(student, teacher, cfg, "NST")
+    config_key = "NST"
 
-    def forward_train(self, image, target, **kwargs):
-        logits_student, feats_student = self.student(image)
-        _, feats_teacher = self.teacher_forward(image)
-        maps_s, maps_t = stage_pairs(feats_student["feats"], feats_teacher["feats"])
-        losses = {
-            "loss_ce": self.ce_weight * F.cross_entropy(logits_student, target),
-            "loss_feat": self.feat_weight * nst_loss(maps_s, maps_t),
-        }
-        return logits_student, losses
+    def stage_loss(self, maps_student, maps_teacher):
+        return nst_loss(maps_student, maps_teacher)
