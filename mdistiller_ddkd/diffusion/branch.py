@@ -3,7 +3,7 @@ diffusion loss that trains Φθ on the (detached) teacher latent."""
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
@@ -44,20 +44,43 @@ class DiffusionBranch(nn.Module):
         self.proj_out = conv1x1_bn(channels, channels)
         self.to(memory_format=torch.channels_last)  # see blocks.channels_last
 
+    def start(self, z: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The DDIM starting point for the latent ``z`` and the adapter's γ per sample (without the
+        adapter: ``z`` itself and None)."""
+        if self.adapter is None:
+            return z, None
+        return self.adapter(z)
+
     def denoise(self, z: torch.Tensor) -> torch.Tensor:
         """Adapter starting point (or ``z``) → DDIM; ``z`` is already in the latent space."""
-        start = self.adapter(z)[0] if self.adapter is not None else z
-        return self.sampler(self.noise_net, start)
+        return self.sampler(self.noise_net, self.start(z)[0])
 
-    def diffusion_loss(self, target: torch.Tensor) -> torch.Tensor:
-        """Eq. 5 on ``target`` (detached here, so it trains only Φθ): ``t ~ U{0..N-1}``, ``ε ~ N(0, I)``."""
+    def transform(self, student: torch.Tensor, denoise: bool = True) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """``(proj_out(DDIM(start(proj_in(student)))), γ)``: what the distillation loss sees.
+
+        ``denoise=False`` gives ``proj_out(proj_in(student))``: the same projections with zero DDIM steps and
+        no noise (γ None), the "raw" side of the diagnostics' gap metrics.
+        """
+        z = self.proj_in(channels_last(student))
+        if not denoise:
+            return self.proj_out(z), None
+        start, gamma = self.start(z)
+        return self.proj_out(self.sampler(self.noise_net, start)), gamma
+
+    def diffusion_loss(self, target: torch.Tensor, t: Optional[torch.Tensor] = None,
+                       noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Eq. 5 on ``target`` (detached here, so it trains only Φθ): ``t ~ U{0..N-1}``, ``ε ~ N(0, I)``
+        unless given (the diagnostics evaluate it per timestep range)."""
         target = channels_last(target.detach())
-        t = self.schedule.sample_timesteps(target.shape[0], target.device)
-        noise = layout_like(torch.randn(target.shape, device=target.device, dtype=torch.float32), target)
+        if t is None:
+            t = self.schedule.sample_timesteps(target.shape[0], target.device)
+        if noise is None:
+            noise = torch.randn(target.shape, device=target.device, dtype=torch.float32)
+        noise = layout_like(noise, target)
         noisy = self.schedule.q_sample(target, t, noise)
         return noise_prediction_loss(self.noise_net(noisy, t), noise)
 
     def forward(self, student: torch.Tensor, teacher_latent: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``(proj_out(denoise(proj_in(student))), diffusion loss on teacher_latent)``."""
-        denoised = self.proj_out(self.denoise(self.proj_in(channels_last(student))))
+        """``(transform(student)[0], diffusion loss on teacher_latent)``."""
+        denoised, _ = self.transform(student)
         return denoised, self.diffusion_loss(teacher_latent)

@@ -47,6 +47,9 @@ def diffusion_kd_config(logit_loss: str = "dkd") -> CN:
     c.DKD.BETA = 8.0
     c.DKD.T = 4.0
     c.DKD.WARMUP = 20
+    # remedy, off by default (docs/diagnostics.md): distil the student's raw logits (plain DKD / KD) for the
+    # first N epochs while the logit denoiser trains on the teacher's, then the denoised logits (eq. 10)
+    c.RAW_LOGIT_EPOCHS = 0
     return c
 
 
@@ -87,6 +90,7 @@ class DDKD(Distiller):
         self.dkd_beta = float(c.DKD.BETA)
         self.dkd_temperature = float(c.DKD.T)
         self.dkd_warmup = float(c.DKD.WARMUP)
+        self.raw_logit_epochs = float(c.RAW_LOGIT_EPOCHS)
 
         size = probe_input_size(cfg)
         num_classes, ct = _classes_and_channels(teacher, size)
@@ -112,6 +116,22 @@ class DDKD(Distiller):
             if module is not None:
                 module.to(device)
 
+    @property
+    def logit_temperature(self) -> float:
+        """The temperature of the logit distillation term (DKD's T, or KL_T for DiffKD)."""
+        return self.kl_temperature if self.logit_loss == "kl" else self.dkd_temperature
+
+    def feature_pair(
+        self, feats_student: Dict, feats_teacher: Dict
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """``(student feature, teacher feature, teacher latent (detached), AE reconstruction or None)`` of the
+        last stage, spatially aligned: what the feature branch distils (also read by the diagnostics)."""
+        feat_s, feat_t = align_spatial(feats_student["feats"][-1], feats_teacher["feats"][-1], self.feat_align)
+        if self.autoencoder is None:
+            return feat_s, feat_t, feat_t.detach(), None
+        latent_t, reconstruction = self.autoencoder(feat_t)
+        return feat_s, feat_t, latent_t.detach(), reconstruction
+
     def _logit_distillation(
         self, logits: torch.Tensor, logits_teacher: torch.Tensor, target: torch.Tensor, epoch: float
     ) -> torch.Tensor:
@@ -133,25 +153,22 @@ class DDKD(Distiller):
         loss_ae = None
 
         if self.feat_branch is not None:
-            feat_s, feat_t = align_spatial(feats_student["feats"][-1], feats_teacher["feats"][-1], self.feat_align)
-            if self.autoencoder is not None:
-                latent_t, reconstruction = self.autoencoder(feat_t)
+            feat_s, feat_t, latent_t, reconstruction = self.feature_pair(feats_student, feats_teacher)
+            if reconstruction is not None:
                 loss_ae = F.mse_loss(reconstruction, feat_t)
-                latent_t = latent_t.detach()
-            else:
-                latent_t = feat_t.detach()
             denoised, loss_diff_feat = self.feat_branch(feat_s, latent_t)
             losses["loss_kd_feat"] = self.kd_weight * self.feat_weight * F.mse_loss(denoised, latent_t)
             diffusion_terms.append(loss_diff_feat)
 
-        if self.logit_branch is not None:
+        logits_for_kd = logits_student
+        if self.logit_branch is not None and epoch <= self.raw_logit_epochs:  # remedy: raw logits first
+            diffusion_terms.append(self.logit_branch.diffusion_loss(logits_teacher[:, :, None, None]))
+        elif self.logit_branch is not None:
             denoised, loss_diff_logit = self.logit_branch(
                 logits_student[:, :, None, None], logits_teacher[:, :, None, None]
             )
             logits_for_kd = denoised.flatten(1)
             diffusion_terms.append(loss_diff_logit)
-        else:
-            logits_for_kd = logits_student
         losses["loss_kd_logit"] = self.kd_weight * self._logit_distillation(
             logits_for_kd, logits_teacher, target, epoch
         )

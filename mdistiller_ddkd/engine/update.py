@@ -65,6 +65,15 @@ class UpdateRule:
         """Minimise the sum of ``losses`` by one step."""
         raise NotImplementedError
 
+    def clip_gradients(self) -> None:
+        """``SOLVER.GRAD_CLIP > 0``: rescale the (unscaled) gradients of all parameters to at most that total
+        norm before the optimizer step (a remedy, off by default: docs/diagnostics.md)."""
+        max_norm = float(self.cfg.SOLVER.GRAD_CLIP)
+        if max_norm > 0:
+            self.scaler.unscale_(self.optimizer)
+            params = [p for group in self.optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, max_norm)
+
 
 @register_update_rule("base", "crd")
 class SumOfLosses(UpdateRule):
@@ -74,6 +83,7 @@ class SumOfLosses(UpdateRule):
         loss = sum(losses.values())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        self.clip_gradients()
         self.scaler.step(self.optimizer)
         self.scaler.update()
 
