@@ -271,3 +271,9 @@ def test_trainer_step_under_fp16_autocast(tiny_cifar_root, tmp_path):
     assert all(torch.isfinite(p).all() for p in after)
     assert any(not torch.equal(p, b) for p, b in zip(after, before))
     assert all(set(s) == {"momentum_buffer", "momentum_kd_buffer"} for s in trainer.optimizer.state.values())
+
+
+def test_gradient_clipping_is_refused_with_dot():
+    cfg = load_config(None, ["SOLVER.TRAINER", "dot", "SOLVER.GRAD_CLIP", "1.0"])
+    with pytest.raises(ValueError, match="GRAD_CLIP"):
+        DOTUpdate(cfg, [torch.nn.Parameter(torch.zeros(2))], torch.device("cpu"), None)

@@ -154,6 +154,9 @@ class DOTUpdate(UpdateRule):
                 "SOLVER.TRAINER dot needs two backward passes per step, which DistributedDataParallel cannot "
                 "synchronise; train DOT in one process (without torchrun), or use SOLVER.TRAINER base"
             )
+        if float(cfg.SOLVER.GRAD_CLIP) > 0:
+            raise ValueError("SOLVER.GRAD_CLIP is not defined for SOLVER.TRAINER dot (its task and distillation "
+                             "gradients take separate momenta); set SOLVER.GRAD_CLIP 0 or use SOLVER.TRAINER base")
         super().__init__(cfg, params, device, amp_dtype)
         self.distill_stage = _DistillationStage(self.optimizer)
 
