@@ -3,6 +3,7 @@ branch, per-term gradient norms against separate backward passes, isolation from
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -457,3 +458,24 @@ def test_grad_clip_rescales_the_step_to_the_total_norm():
     _, loose, _ = one_step(norm * 2)  # a bound above the norm changes nothing
     for f, l_ in zip(free, loose):
         torch.testing.assert_close(l_, f, rtol=0, atol=0)
+
+
+def test_suite_report_and_table_write_plots_or_say_how_to_install(tmp_path, capsys, monkeypatch):
+    import sys
+
+    from mdistiller_ddkd.cli.suite import main as suite_main
+    from mdistiller_ddkd.cli.table import main as table_main
+    from mdistiller_ddkd.diagnostics.plots import INSTALL_HINT
+
+    root = str(tmp_path / "suite")
+    _fake_run(root, "KD", 0, [40.0, 60.0])
+    _fake_run(root, "NONE", 0, [20.0, 30.0])
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert suite_main(["report", root, "--plot", str(tmp_path / "plots")]) == 0
+        assert "accuracy_resnet20_resnet8.png" in os.listdir(tmp_path / "plots")
+        assert all(_is_png(str(tmp_path / "plots" / name)) for name in os.listdir(tmp_path / "plots")
+                   if name.endswith(".png"))
+    capsys.readouterr()
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as without the [plot] extra
+    assert table_main([root, "--plot", str(tmp_path / "p")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {INSTALL_HINT}"

@@ -185,7 +185,21 @@ def run_suite(args: argparse.Namespace) -> int:
     if not args.no_report:
         print()
         print_report(spec, args.output, args.metric)
+    if spec.plots:
+        _write_suite_plots(spec, args.output, args.metric)
     return 0 if outcome.ok else 1
+
+
+def _write_suite_plots(spec: SuiteSpec, output: Optional[str], metric: str) -> None:
+    """The plots a suite asks for (the demo's) in ``<output>/<name>/plots``; without matplotlib, the hint."""
+    from .table import write_plots
+
+    root = os.path.join(output or spec.output, spec.name)
+    try:
+        write_plots([root], os.path.join(root, "plots"), metric,
+                    pairs=[(p.teacher, p.student) for p in spec.pairs])
+    except ImportError as err:  # matplotlib is optional
+        print(f"[mdistiller_ddkd] no plots: {one_line(err)}", flush=True)
 
 
 def _prefetch_teachers(plan) -> bool:

@@ -31,7 +31,20 @@ def add_table_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
     parser.add_argument("--all", action="store_true", help="also count unfinished runs")
     parser.add_argument("--no-paper", action="store_true", help="without the paper's values")
+    parser.add_argument("--plot", default=None, metavar="DIR",
+                        help="also write PNG plots (accuracy per epoch per pair, paper vs ours, the runs' diagnostics) "
+                        "into DIR (needs matplotlib: pip install 'mdistiller-ddkd[plot]')")
     add_plugins_argument(parser)
+
+
+def write_plots(roots: List[str], out_dir: str, metric: str = "best", include_unfinished: bool = False,
+                pairs=None) -> List[str]:
+    """The suite plots of the runs under ``roots`` in ``out_dir``; prints where they went."""
+    from ..diagnostics.plots import plot_suite
+
+    paths = plot_suite(roots, out_dir, metric=metric, include_unfinished=include_unfinished, pairs=pairs)
+    print(f"[mdistiller_ddkd] wrote {len(paths)} plot(s) to {out_dir}", flush=True)
+    return paths
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,10 +75,12 @@ def run_table(args: argparse.Namespace) -> int:
         text = suite_report([r for r in roots if os.path.exists(r)], metric=args.metric, topk=args.topk,
                             fmt=args.format, pairs=pairs, dataset=dataset, include_unfinished=args.all,
                             with_paper=not args.no_paper, methods=methods)
-    except (FileNotFoundError, ValueError, PluginError) as err:
+        print(text)
+        if args.plot:
+            write_plots([r for r in roots if os.path.exists(r)], args.plot, args.metric, args.all, pairs)
+    except (FileNotFoundError, ValueError, PluginError, ImportError) as err:  # ImportError: no matplotlib
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
-    print(text)
     return 0
 
 

@@ -61,6 +61,8 @@ class SuiteSpec:
     paper_table: Optional[str] = None
     #: runs whose config file does not exist are listed as not runnable instead of failing the plan
     skip_missing: bool = False
+    #: write the suite's plots (``diagnostics.plots.plot_suite``) into ``<output>/<name>/plots`` after the run
+    plots: bool = False
 
 
 def _pair_from_name(name: str) -> Pair:
@@ -123,7 +125,7 @@ def demo_suite() -> SuiteSpec:
     return SuiteSpec(
         "demo", "synthetic", ["NONE", "KD", "DKD", "DDKD"], [Pair("res20_res8", "resnet20", "resnet8")],
         seeds=[0], config="configs/demo/{method}.yaml", vanilla_config="configs/demo/none.yaml",
-        teacher_config="configs/demo/teacher.yaml",
+        teacher_config="configs/demo/teacher.yaml", plots=True,
     )
 
 
