@@ -15,14 +15,13 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import Dataset
 from torchvision.datasets import CIFAR100 as _TorchvisionCIFAR100
 from torchvision.datasets.utils import check_integrity as md5_matches
 from torchvision.datasets.utils import download_url
 
 from ..errors import DataFileError
-from .common import CIFAR100_MEAN, CIFAR100_STD, WithIndex, cifar_test_transform, cifar_train_transform
+from .common import (CIFAR100_MEAN, CIFAR100_STD, UInt8ImageDataset, WithIndex, cifar_test_transform,
+                     cifar_train_transform)
 from .registry import DatasetSplits, register_dataset
 from .safe_pickle import load_data_pickle
 
@@ -95,7 +94,7 @@ def _read_entry(path: str, keys: Sequence[str]) -> Dict:
     return entry
 
 
-class CIFAR100Folder(Dataset):
+class CIFAR100Folder(UInt8ImageDataset):
     """``(transform(PIL image), label)`` from ``root/cifar-100-python`` (torchvision's layout and items);
     ``download`` fetches and unpacks the official archive when files are missing; ``check_integrity``
     verifies the official md5 sums (turn off for re-encoded copies)."""
@@ -122,15 +121,6 @@ class CIFAR100Folder(Dataset):
         meta_key = _OFFICIAL.meta["key"]
         self.classes = [str(c) for c in _read_entry(os.path.join(folder, files[-1][0]), (meta_key,))[meta_key]]
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, index: int):
-        image = Image.fromarray(self.data[index])
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, self.targets[index]
 
 
 def load_cifar100_split(root: str, train: bool, download: bool, check_integrity: bool, transform=None):

@@ -1,9 +1,12 @@
-"""Pieces every dataset builder shares: the index-returning wrapper and mdistiller's CIFAR transforms."""
+"""Pieces every dataset builder shares: the uint8 image dataset, the index-returning wrapper and
+mdistiller's CIFAR transforms."""
 
 from __future__ import annotations
 
 from typing import Tuple
 
+import numpy as np
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms
 
@@ -11,6 +14,24 @@ from .registry import CropFlip
 
 CIFAR100_MEAN: Tuple[float, float, float] = (0.5071, 0.4867, 0.4408)
 CIFAR100_STD: Tuple[float, float, float] = (0.2675, 0.2565, 0.2761)
+
+
+class UInt8ImageDataset(Dataset):
+    """``(transform(PIL image), label)`` over uint8 images (N, H, W, 3), like torchvision's CIFAR datasets."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform=None) -> None:
+        self.data = images
+        self.targets = [int(t) for t in labels]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        image = Image.fromarray(self.data[index])
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, self.targets[index]
 
 
 class WithIndex(Dataset):

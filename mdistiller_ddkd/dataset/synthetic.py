@@ -22,11 +22,9 @@ from typing import Tuple
 
 import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import Dataset
 from yacs.config import CfgNode as CN
 
-from .common import WithIndex, cifar_test_transform, crop_flip_transform
+from .common import UInt8ImageDataset, WithIndex, cifar_test_transform, crop_flip_transform
 from .registry import CropFlip, DatasetSplits, register_dataset
 
 IMAGE_SIZE = 32
@@ -122,24 +120,6 @@ def generate_synthetic(
     train_x, train_y = split(train_per_class)
     test_x, test_y = split(test_per_class)
     return train_x, train_y, test_x, test_y
-
-
-class UInt8ImageDataset(Dataset):
-    """``(transform(PIL image), label)`` over uint8 images (N, H, W, 3), like torchvision's CIFAR datasets."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform=None) -> None:
-        self.data = images
-        self.targets = [int(t) for t in labels]
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, index: int):
-        image = Image.fromarray(self.data[index])
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, self.targets[index]
 
 
 #: CIFAR's train augmentation, padding with the grey background instead of black
