@@ -109,3 +109,19 @@ def test_gpu_augment_pads_with_the_datasets_fill():
                              "DATASET.SYNTHETIC.TRAIN_PER_CLASS", "4", "DATASET.SYNTHETIC.TEST_PER_CLASS", "2"])
     train_loader, _, _, _ = get_dataset(cfg)
     assert train_loader.pad_fill == 128
+
+
+def test_gpu_augment_refuses_a_method_that_wraps_the_train_set_and_serves_one_that_does_not():
+    from mdistiller_ddkd.dataset import get_dataset
+    from mdistiller_ddkd.distillers import get_distiller_class
+    from mdistiller_ddkd.engine.cfg import load_config
+
+    common = ["DATASET.TYPE", "synthetic", "DATASET.SYNTHETIC.TRAIN_PER_CLASS", "4",
+              "DATASET.SYNTHETIC.TEST_PER_CLASS", "2", "DATASET.GPU_AUGMENT", "True",
+              "DISTILLER.TEACHER", "resnet8x4", "DISTILLER.STUDENT", "resnet8"]
+    crd = load_config(None, [*common, "DISTILLER.TYPE", "CRD", "CRD.NCE.K", "4"])
+    with pytest.raises(ValueError, match="GPU_AUGMENT cannot serve CRD"):
+        get_dataset(crd, wrap_train_set=get_distiller_class("CRD").wrap_train_set)
+    kd = load_config(None, [*common, "DISTILLER.TYPE", "KD"])
+    loader = get_dataset(kd, wrap_train_set=get_distiller_class("KD").wrap_train_set)[0]
+    assert type(loader).__name__ == "DeviceAugmentLoader"

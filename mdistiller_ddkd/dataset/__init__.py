@@ -69,8 +69,9 @@ def get_dataset(cfg, device: Optional[torch.device] = None, wrap_train_set: Opti
     """``(train_loader, val_loader, num_data, num_classes)`` for ``cfg.DATASET``.
 
     ``device`` is needed only for ``DATASET.GPU_AUGMENT`` (the train set then lives on it);
-    ``wrap_train_set`` is the method's train-set wrapper (``Distiller.wrap_train_set``), if any. Batch
-    sizes in the config are global; under torch.distributed each rank loads its share.
+    ``wrap_train_set`` is the method's train-set wrapper (``Distiller.wrap_train_set``; it returns None
+    when the method trains on the dataset's own train set). Batch sizes in the config are global; under
+    torch.distributed each rank loads its share.
     """
     splits: DatasetSplits = build_splits(cfg)
     rank, world_size = _dist_info()
@@ -78,9 +79,10 @@ def get_dataset(cfg, device: Optional[torch.device] = None, wrap_train_set: Opti
     test_batch_size = max(1, -(-cfg.DATASET.TEST.BATCH_SIZE // world_size))
     num_data = len(splits.train)
     seed = cfg.EXPERIMENT.SEED
+    wrapped = wrap_train_set(splits, cfg) if wrap_train_set is not None else None
 
     if cfg.DATASET.GPU_AUGMENT:
-        if wrap_train_set is not None:
+        if wrapped is not None:
             raise ValueError(f"DATASET.GPU_AUGMENT cannot serve {cfg.DISTILLER.TYPE}, whose train batches carry "
                              f"per-sample extras from a dataset wrapper; set DATASET.GPU_AUGMENT False")
         if splits.train_uint8 is None:
@@ -93,8 +95,7 @@ def get_dataset(cfg, device: Optional[torch.device] = None, wrap_train_set: Opti
             device or torch.device("cpu"), seed=seed, rank=rank, world_size=world_size, augment=splits.augment,
         )
     else:
-        train_set = splits.train if wrap_train_set is None else wrap_train_set(splits, cfg)
-        train_set = SeededSamples(train_set, seed)
+        train_set = SeededSamples(splits.train if wrapped is None else wrapped, seed)
         train_loader = DataLoader(
             train_set, batch_size=batch_size, sampler=EpochSampler(len(train_set), seed, rank, world_size),
             # a last batch of one image breaks BatchNorm in training (e.g. DDKD's logit branch): drop only that

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..dataset import get_dataset, set_train_position
-from ..distillers import Distiller, get_distiller_class
+from ..distillers import get_distiller_class
 from ..errors import CheckpointReadError, ConfigError, ResumeMismatchError, Stopped, UserError
 from .build import build_distiller
 from .cfg import output_dir_name
@@ -62,12 +62,6 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: Sequence[int] =
     pred = logits.topk(maxk, dim=1).indices
     hits = pred.eq(target[:, None])
     return [hits[:, : min(k, maxk)].any(dim=1).sum() for k in ks]
-
-
-def _overridden_wrapper(distiller_class):
-    """The method's ``wrap_train_set`` when it wraps the train set, else None."""
-    probe = getattr(distiller_class.wrap_train_set, "__func__", None)
-    return None if probe is Distiller.wrap_train_set.__func__ else distiller_class.wrap_train_set
 
 
 def experiment_dir(cfg) -> str:
@@ -205,7 +199,7 @@ class Trainer:
     def setup_data(self) -> None:
         """Train and validation loaders (with the method's train-set wrapper, if it has one)."""
         self.train_loader, self.val_loader, self.num_data, self.num_classes = get_dataset(
-            self.cfg, self.device, wrap_train_set=_overridden_wrapper(self.distiller_class))
+            self.cfg, self.device, wrap_train_set=self.distiller_class.wrap_train_set)
         if hasattr(self.train_loader, "channels_last"):
             self.train_loader.channels_last = self.cfg.SOLVER.CHANNELS_LAST
         self.steps_per_epoch = len(self.train_loader)
