@@ -16,6 +16,8 @@ import urllib.error
 import urllib.request
 from typing import List, Optional
 
+from .errors import UserError, disk_error, disk_errors, is_file_system_refusal
+
 DEFAULT_TEACHERS_URL = "https://github.com/megvii-research/mdistiller/releases/download/checkpoints/cifar_teachers.tar"
 #: environment variable that overrides the download URL (a mirror, or a file:// path)
 URL_ENV = "MDISTILLER_DDKD_TEACHERS_URL"
@@ -23,7 +25,11 @@ TEACHERS_FOLDER = "cifar_teachers"
 CKPT_NAME = "ckpt_epoch_240.pth"
 
 
-class TeacherArchiveError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
+    """A download failed (offline, unreachable, refused); the message says what to fetch by hand, and where."""
+
+
+class TeacherArchiveError(UserError, RuntimeError):
     """The downloaded archive is not a valid, safe ``cifar_teachers.tar``."""
 
 
@@ -164,23 +170,27 @@ def ensure_cifar_teachers(dest_root: str = "download_ckpts", url: Optional[str] 
     """``dest_root/cifar_teachers``, downloading and unpacking mdistiller's teacher archive when missing.
 
     ``url`` defaults to ``$MDISTILLER_DDKD_TEACHERS_URL`` or mdistiller's GitHub release. Offline or
-    unreachable: ``RuntimeError`` saying what to download, from where, and where to put it. A corrupt
+    unreachable: ``DownloadError`` saying what to download, from where, and where to put it. A corrupt
     archive: ``TeacherArchiveError``. Either way nothing half-written is left behind.
     """
     target = os.path.join(dest_root, TEACHERS_FOLDER)
     if teachers_present(dest_root) and not force:
         return target
     source = teachers_url(url)
-    os.makedirs(dest_root, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".cifar_teachers-", suffix=".tar.part", dir=dest_root)
-    os.close(fd)
+    with disk_errors(f"preparing the download into {dest_root}"):
+        os.makedirs(dest_root, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".cifar_teachers-", suffix=".tar.part", dir=dest_root)
+        os.close(fd)
     try:
         try:
             fetch(source, tmp, timeout=timeout, progress=progress)
         except (urllib.error.URLError, OSError, ValueError) as err:
+            if is_file_system_refusal(err):
+                raise disk_error(err, f"downloading the teachers into {dest_root}") from None
             reason = getattr(err, "reason", None) or err
-            raise RuntimeError(_offline_message(source, dest_root, str(reason))) from None
-        return install_teacher_archive(tmp, dest_root)
+            raise DownloadError(_offline_message(source, dest_root, str(reason))) from None
+        with disk_errors(f"unpacking the teachers into {dest_root}"):
+            return install_teacher_archive(tmp, dest_root)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

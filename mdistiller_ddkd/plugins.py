@@ -21,14 +21,13 @@ import os
 from importlib import metadata
 from typing import List, Optional, Sequence
 
+from .errors import PLUGIN_MODULES, PluginError
+
+__all__ = ["ENTRY_POINT_GROUP", "ENV_VAR", "PluginError", "add_plugins_argument", "load_plugins",
+           "plugins_from_args", "split_modules"]
+
 ENTRY_POINT_GROUP = "mdistiller_ddkd.plugins"
 ENV_VAR = "MDISTILLER_DDKD_PLUGINS"
-
-_loaded: List[str] = []
-
-
-class PluginError(ImportError):
-    """A plugin module could not be imported."""
 
 
 def split_modules(value: Optional[str]) -> List[str]:
@@ -36,16 +35,26 @@ def split_modules(value: Optional[str]) -> List[str]:
     return [m.strip() for m in (value or "").split(",") if m.strip()]
 
 
+def _is_missing(err: ModuleNotFoundError, module: str) -> bool:
+    """True when ``err`` says ``module`` itself (or a package above it) is absent, not one of its imports."""
+    return err.name is not None and (module == err.name or module.startswith(err.name + "."))
+
+
 def _import(module: str, source: str) -> None:
+    """Import a plugin module. A module that is not there is the user's mistake (one line); any other failure
+    while importing it is a bug of the plugin's (its traceback, blamed on it: see ``errors.run_main``)."""
+    if module not in PLUGIN_MODULES:
+        PLUGIN_MODULES.append(module)
     try:
         importlib.import_module(module)
-    except Exception as err:  # any failure of a user's module is reported as one line
+    except ModuleNotFoundError as err:
+        if not _is_missing(err, module):
+            raise
+        PLUGIN_MODULES.remove(module)
         raise PluginError(
-            f"cannot import plugin module {module!r} ({source}): {type(err).__name__}: {err} — check that it is "
+            f"cannot import plugin module {module!r} ({source}): no module named {err.name!r} — check that it is "
             f"installed or on PYTHONPATH (run from its folder, or set PYTHONPATH)"
         ) from None
-    if module not in _loaded:
-        _loaded.append(module)
 
 
 def load_plugins(modules: Sequence[str] = (), entry_points: bool = True) -> List[str]:
@@ -59,7 +68,7 @@ def load_plugins(modules: Sequence[str] = (), entry_points: bool = True) -> List
         _import(module, f"${ENV_VAR}")
     for module in modules:
         _import(module, "--plugins")
-    return list(_loaded)
+    return list(PLUGIN_MODULES)
 
 
 def add_plugins_argument(parser: argparse.ArgumentParser) -> None:

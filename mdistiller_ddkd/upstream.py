@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Dict, List
 
+from .distillers import Distiller, config_nodes, distiller_dict
+
 _INSTALL_HINT = (
     "mdistiller_ddkd.upstream.register() extends an installed upstream mdistiller, which was not found: "
     "clone https://github.com/megvii-research/mdistiller and `pip install -e .` it (or put the clone on "
@@ -37,7 +39,6 @@ def _upstream_modules():
 
 def _built_like_upstream(cls) -> bool:
     """Whether ``cls(student, teacher, cfg)`` is how the class is built (no extra construction data)."""
-    from .distillers import Distiller
 
     build = getattr(cls, "build", None)
     return build is None or getattr(build, "__func__", None) is Distiller.build.__func__
@@ -45,7 +46,6 @@ def _built_like_upstream(cls) -> bool:
 
 def missing_upstream() -> Dict[str, type]:
     """Our distillers that the installed upstream lacks and that upstream can build."""
-    from .distillers import distiller_dict
 
     upstream_distillers, _ = _upstream_modules()
     theirs = upstream_distillers.distiller_dict
@@ -58,7 +58,6 @@ def register(verbose: bool = False) -> List[str]:
 
     Idempotent: a second call adds nothing. Raises ``ImportError`` (with instructions) without upstream.
     """
-    from .distillers import config_nodes
 
     upstream_distillers, upstream_cfg = _upstream_modules()
     added = missing_upstream()

@@ -7,7 +7,7 @@ import pytest
 from mdistiller_ddkd.distillers import distiller_dict
 from mdistiller_ddkd.engine.cfg import load_config
 from mdistiller_ddkd.engine.trainer import Trainer
-from tests.conftest import write_teacher_checkpoint
+from tests.helpers import write_teacher_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from mdistiller_ddkd.losses.attention import at_loss, at_stage_loss, attention_m
 from mdistiller_ddkd.losses.mmd import nst_loss, nst_stage_loss, polynomial_kernel_mean
 from mdistiller_ddkd.losses.similarity import similarity_matrix, sp_loss
 from mdistiller_ddkd.losses.svd import align_singular_vectors, kdsvd_loss, truncated_svd
-from tests.conftest import CIFAR_PAIRS, REPO_ROOT
+from tests.helpers import CIFAR_PAIRS, REPO_ROOT
 
 
 def _rand(*shape, seed=0, positive=False):

@@ -10,7 +10,7 @@ import torch
 
 from mdistiller_ddkd.distillers import distiller_dict
 from mdistiller_ddkd.engine.cfg import CFG
-from tests.conftest import CIFAR_PAIRS as PAIRS
+from tests.helpers import CIFAR_PAIRS as PAIRS
 
 METHODS = ["KD", "DKD", "FITNET", "VID", "RKD", "PKT", "CRD", "DIST", "AT", "NST", "SP", "KDSVD"]
 #: pairs a method refuses at build time, and a phrase of the reason it gives

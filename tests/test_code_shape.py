@@ -10,7 +10,7 @@ import os
 import textwrap
 from typing import Iterator, List, Tuple
 
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 
 MAX_LINES = 60
 PACKAGE = os.path.join(REPO_ROOT, "mdistiller_ddkd")

@@ -1,20 +1,14 @@
 """Config: mdistiller's defaults, merge order, unknown keys, unknown names, added keys."""
 
-import os
 
 import pytest
-import yaml
 
 from mdistiller_ddkd.engine.cfg import CFG, iter_flat, load_config
-from tests.conftest import SHARED_REFERENCE
+from tests.helpers import load_reference
 
 
 def test_every_mdistiller_default_is_present_with_its_value():
-    path = os.path.join(SHARED_REFERENCE, "mdistiller_cfg_defaults.yaml")
-    if not os.path.isfile(path):
-        pytest.skip(f"{path} absent (no ../shared)")
-    with open(path) as f:
-        reference = yaml.safe_load(f)
+    reference = load_reference("mdistiller_cfg_defaults.yaml")
 
     def walk(node, prefix=""):
         for k, v in node.items():

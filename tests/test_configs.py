@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from mdistiller_ddkd.engine.cfg import build_default_config, load_config
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 
 CONFIG_ROOT = os.path.join(REPO_ROOT, "configs")
 

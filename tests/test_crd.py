@@ -17,7 +17,6 @@ from mdistiller_ddkd.engine.cfg import CFG
 from mdistiller_ddkd.losses.contrastive import contrast_scores, estimate_normalisation, momentum_update_, nce_loss
 
 
-
 class IndexedToyData(Dataset):
     """``(image, target, index)`` items of fixed random 3×32×32 images."""
 

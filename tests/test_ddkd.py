@@ -13,7 +13,6 @@ from mdistiller_ddkd.engine.cfg import CFG
 from tests.numpy_oracles import np_dkd, np_kd
 
 
-
 class StandIn(nn.Module):
     """A tiny model with mdistiller's interface: final feature map (B, channels, size, size)."""
 

@@ -71,7 +71,7 @@ def test_console_scripts_name_importable_mains():
     import os
     import re
 
-    from tests.conftest import REPO_ROOT
+    from tests.helpers import REPO_ROOT
 
     with open(os.path.join(REPO_ROOT, "setup.py"), encoding="utf-8") as f:
         entries = dict(re.findall(r'"([\w-]+)=([\w.]+:\w+)"', f.read()))

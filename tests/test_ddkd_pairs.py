@@ -11,7 +11,7 @@ import torch
 from mdistiller_ddkd.distillers import get_distiller_class
 from mdistiller_ddkd.engine.cfg import load_config
 from mdistiller_ddkd.models import get_model
-from tests.conftest import CIFAR_PAIRS
+from tests.helpers import CIFAR_PAIRS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -15,12 +15,19 @@ import torch
 import torch.nn.functional as F
 
 from mdistiller_ddkd.diagnostics import gap_metrics, isolated, linear_cka, term_gradient_norms
-from mdistiller_ddkd.diagnostics.hook import diagnostics_hook, probe_indices
-from mdistiller_ddkd.diagnostics.metrics import (bucket_edges, histogram_counts, kl_teacher_student, mse, summary,
-                                                 top1_accuracy, top1_agreement)
+from mdistiller_ddkd.diagnostics.metrics import (
+    bucket_edges,
+    histogram_counts,
+    kl_teacher_student,
+    mse,
+    summary,
+    top1_accuracy,
+    top1_agreement,
+)
 from mdistiller_ddkd.diffusion import DiffusionBranch
+from mdistiller_ddkd.engine.hooks.diagnostics import diagnostics_hook, probe_indices
+from tests.helpers import write_teacher_checkpoint
 
-from .conftest import write_teacher_checkpoint
 from .test_ddkd import batch as ddkd_batch
 from .test_ddkd import build as build_ddkd
 
@@ -374,7 +381,7 @@ def _fake_run(root, method, seed, accs, teacher="resnet20", student="resnet8"):
 
 def test_suite_plots_are_valid_pngs(tmp_path):
     pytest.importorskip("matplotlib", reason="matplotlib is the optional [plot] extra; PNG checks skipped")
-    from mdistiller_ddkd.diagnostics.plots import plot_suite
+    from mdistiller_ddkd.suite.plots import plot_suite
 
     root = str(tmp_path / "suite")
     for seed, shift in ((0, 0.0), (1, 2.0)):
@@ -392,7 +399,9 @@ def test_plots_without_matplotlib_say_how_to_install(ddkd_runs, tmp_path, monkey
     import sys
 
     from mdistiller_ddkd.cli.diagnose import main
-    from mdistiller_ddkd.diagnostics.plots import INSTALL_HINT, PlotUnavailableError, plot_run, plot_suite
+    from mdistiller_ddkd.diagnostics.plots import plot_run
+    from mdistiller_ddkd.plotting import INSTALL_HINT, PlotUnavailableError
+    from mdistiller_ddkd.suite.plots import plot_suite
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
     with pytest.raises(PlotUnavailableError, match=r"pip install 'mdistiller-ddkd\[plot\]'"):
@@ -465,7 +474,7 @@ def test_suite_report_and_table_write_plots_or_say_how_to_install(tmp_path, caps
 
     from mdistiller_ddkd.cli.suite import main as suite_main
     from mdistiller_ddkd.cli.table import main as table_main
-    from mdistiller_ddkd.diagnostics.plots import INSTALL_HINT
+    from mdistiller_ddkd.plotting import INSTALL_HINT
 
     root = str(tmp_path / "suite")
     _fake_run(root, "KD", 0, [40.0, 60.0])

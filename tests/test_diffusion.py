@@ -22,7 +22,6 @@ from mdistiller_ddkd.diffusion import (
 from mdistiller_ddkd.losses.diffusion import noise_prediction_loss
 
 
-
 # ----------------------------------------------------------------------------------------------- schedule
 def test_alphas_cumprod_matches_closed_form_in_float64():
     schedule = LinearNoiseSchedule(1000)

@@ -14,7 +14,7 @@ import pytest
 from mdistiller_ddkd.dataset import DATASETS
 from mdistiller_ddkd.distillers import distiller_dict
 from mdistiller_ddkd.engine.cfg import build_default_config, iter_flat
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 
 EXAMPLE = os.path.join(REPO_ROOT, "examples", "plugin", "ddkd_example_plugin.py")
 DOCS = ["README.md", "docs/ddkd.md", "docs/benchmarks.md"]

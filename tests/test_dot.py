@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from mdistiller_ddkd.engine import dot as dot_module
 from mdistiller_ddkd.engine.cfg import load_config
-from mdistiller_ddkd.engine.dot import DistillationOrientedSGD, DOTUpdate, split_losses
+from mdistiller_ddkd.engine.update import dot as dot_module
 from mdistiller_ddkd.engine.update import get_update_rule
+from mdistiller_ddkd.engine.update.dot import DistillationOrientedSGD, DOTUpdate, split_losses
 
 CPU = torch.device("cpu")
 
@@ -210,7 +210,7 @@ def test_dot_configs_load_and_state_only_what_differs(path):
     import yaml
 
     from mdistiller_ddkd.engine.cfg import build_default_config
-    from tests.conftest import REPO_ROOT
+    from tests.helpers import REPO_ROOT
 
     with open(os.path.join(REPO_ROOT, path)) as f:
         stated = dict(_flat(yaml.safe_load(f)))
@@ -227,7 +227,7 @@ def test_dot_configs_load_and_state_only_what_differs(path):
 # ----------------------------------------------------------------------------------------- trainer
 def _tiny_trainer(root, tmp_path, method, amp="off", epochs=1):
     from mdistiller_ddkd.engine.trainer import Trainer
-    from tests.conftest import write_teacher_checkpoint
+    from tests.helpers import write_teacher_checkpoint
 
     teacher = write_teacher_checkpoint(str(tmp_path / "t.pth"), "resnet14")
     cfg = load_config(None, [

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mdistiller_ddkd.cli.download_teachers import main as download_main
-from mdistiller_ddkd.download import TeacherArchiveError, URL_ENV, ensure_cifar_teachers
+from mdistiller_ddkd.download import URL_ENV, TeacherArchiveError, ensure_cifar_teachers
 
 
 def _file_url(path) -> str:

@@ -130,8 +130,9 @@ def test_structure_and_outputs(dataset: str, name: str, models_reference, output
         assert all(id(m) in owned for m in bns)
 
     model.load_state_dict(recipe_state_dict(model), strict=True)
-    model.eval()
-    x = recipe_input(dataset)
+    # float64: the reference's own float32 rounding is then the only error (our float32 kernels differ by CPU)
+    model.eval().double()
+    x = recipe_input(dataset).double()
     with torch.no_grad():
         logits, feats = model(x)
     batch = x.shape[0]
@@ -143,9 +144,10 @@ def test_structure_and_outputs(dataset: str, name: str, models_reference, output
         want = [[batch] + s[1:] for s in ref[key]]
         assert [list(t.shape) for t in feats.get(key, [])] == want, key
 
-    torch.testing.assert_close(
-        logits.double(), torch.tensor(ref_out["logits"], dtype=torch.float64), rtol=1e-4, atol=2e-5
-    )
+    # the reference was computed in float32: its rounding grows with the logits' scale (worst seen: 5e-6 of
+    # the largest |logit|), so the absolute tolerance follows that scale
+    want_logits = torch.tensor(ref_out["logits"], dtype=torch.float64)
+    torch.testing.assert_close(logits, want_logits, rtol=1e-4, atol=2e-5 * max(1.0, float(want_logits.abs().max())))
     for key in ("feats", "preact_feats"):
         for i, (t, want) in enumerate(zip(feats.get(key, []), ref_out.get(key, []))):
             assert_stats_close(stats(t), want, f"{name} {key}[{i}]", scale=want[2] * t.numel())

@@ -15,7 +15,7 @@ from mdistiller_ddkd.distillers.ofd import OFD, batch_statistics, build_connecto
 from mdistiller_ddkd.engine.cfg import CFG, load_config
 from mdistiller_ddkd.losses.ofd import ofd_loss, ofd_margin, ofd_partial_l2
 from mdistiller_ddkd.models import get_model
-from tests.conftest import CIFAR_PAIRS, REPO_ROOT
+from tests.helpers import CIFAR_PAIRS, REPO_ROOT
 
 #: the pairs OFD cannot serve: MobileNetV2 returns no pre-ReLU features (as in mdistiller)
 REFUSED = {"res50_mv2", "vgg13_mv2"}

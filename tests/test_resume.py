@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from mdistiller_ddkd.engine.cfg import load_config
+from mdistiller_ddkd.engine.hooks import TrainerHook
 from mdistiller_ddkd.engine.trainer import NonFiniteLossError, Trainer
-from tests.conftest import write_teacher_checkpoint
+from tests.helpers import write_teacher_checkpoint
 
 
 class StopAfterEpoch(Exception):
@@ -44,16 +45,17 @@ def test_resume_after_epoch_one_matches_uninterrupted_run(tiny_cifar_root, teach
     cfg = make_cfg(tiny_cifar_root, str(tmp_path), teacher_ckpt, "interrupted")
     first = Trainer(cfg, show_progress=False)
 
-    def stop(epoch, record):
-        raise StopAfterEpoch
+    class StopHook(TrainerHook):
+        def after_epoch(self, trainer, epoch, record):
+            raise StopAfterEpoch
 
-    first.after_epoch = stop
+    first.hooks.append(StopHook())
     with pytest.raises(StopAfterEpoch):
         first.fit()
     with pytest.raises(FileExistsError, match="--resume"):
         Trainer(cfg, show_progress=False)
     resumed = Trainer(cfg, resume=True, show_progress=False)
-    assert resumed.start_epoch == 2
+    assert resumed.progress.start_epoch == 2
     results = resumed.fit()
     for key, value in reference.items():
         torch.testing.assert_close(resumed.student.state_dict()[key], value, rtol=0, atol=0, msg=key)

@@ -14,7 +14,7 @@ from mdistiller_ddkd.distillers.reviewkd import ABF, ReviewKD
 from mdistiller_ddkd.engine.cfg import CFG, load_config
 from mdistiller_ddkd.losses.review import hcl_level, hcl_loss
 from mdistiller_ddkd.models import get_model
-from tests.conftest import CIFAR_PAIRS, REPO_ROOT
+from tests.helpers import CIFAR_PAIRS, REPO_ROOT
 
 #: REVIEWKD_WEIGHT per pair: mdistiller's file (res32x4_res8x4) and ReviewKD's own CIFAR-100 script; the
 #: pairs neither publishes keep the default 1.0

@@ -17,16 +17,7 @@ from mdistiller_ddkd.cli.train import main as train_main
 from mdistiller_ddkd.dataset.cifar100 import CIFAR100Folder
 from mdistiller_ddkd.dataset.safe_pickle import DataUnpickler, load_data_pickle
 from mdistiller_ddkd.errors import DataFileError
-
-
-class Payload:
-    """Unpickling calls ``open(marker, "w")``: the marker file appears if the payload ever runs."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return open, (self.marker, "w")
+from tests.helpers import Payload
 
 
 def test_the_payload_is_real_when_plain_pickle_reads_it(tmp_path):

@@ -17,7 +17,7 @@ from mdistiller_ddkd.cli.suite import main as suite_main
 from mdistiller_ddkd.suite.paper import table_methods, table_rows
 from mdistiller_ddkd.suite.plan import plan_suite
 from mdistiller_ddkd.suite.spec import load_suite, restrict
-from tests.conftest import REPO_ROOT, run_cli, write_teacher_checkpoint
+from tests.helpers import REPO_ROOT, run_cli, write_teacher_checkpoint
 
 
 def dry_run(capsys, *args):
@@ -186,7 +186,7 @@ def test_plan_status_and_resume_command(tmp_path):
 def test_the_paper_pairs_are_the_rows_of_the_paper_tables():
     from mdistiller_ddkd.pairs import pairs_of
     from mdistiller_ddkd.suite.paper import PAIR_NAMES
-    from tests.conftest import CIFAR_PAIRS
+    from tests.helpers import CIFAR_PAIRS
 
     rows = lambda *tables: {(r["teacher"], r["student"]) for t in tables for r in table_rows(t)}  # noqa: E731
     # the ten pairs of Tables 2 and 3, plus mdistiller's resnet110 -> resnet32 (configs shipped, not in the paper)
@@ -242,7 +242,7 @@ def test_plugins_are_loaded_for_planning_and_passed_to_every_run(tmp_path, capsy
 def _expected_mdistiller_grid():
     """(runnable (method, pair) names, not runnable ones) from the registry and the files on disk."""
     from mdistiller_ddkd.distillers import distiller_dict
-    from tests.conftest import CIFAR_PAIRS
+    from tests.helpers import CIFAR_PAIRS
 
     runnable, missing = set(), set()
     for method in set(distiller_dict) - {"NONE"}:
@@ -253,7 +253,7 @@ def _expected_mdistiller_grid():
 
 
 def test_mdistiller_suite_is_every_registered_method_on_the_eleven_pairs(capsys):
-    from tests.conftest import CIFAR_PAIRS
+    from tests.helpers import CIFAR_PAIRS
 
     assert suite_main(["mdistiller", "--seeds", "1", "--dry-run"]) == 0
     out = capsys.readouterr().out.splitlines()

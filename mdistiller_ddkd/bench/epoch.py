@@ -20,6 +20,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..dataset.cifar_format import write_cifar100_folder
+from ..engine.cfg import load_config
+from ..engine.checkpoint import save_checkpoint_atomic
+from ..engine.distributed import init_runtime
+from ..engine.trainer import Trainer
+from ..models import cifar_model_dict
 from ..tables import markdown_table as _markdown_table
 from .common import peak_rss_bytes, sync
 
@@ -50,8 +56,6 @@ def measure_epoch(
     """Train ``epochs`` epochs (the first is warm-up) and time the last one's training part.
 
     Returns the measurement on rank 0 (None on other ranks)."""
-    from ..engine.cfg import load_config
-    from ..engine.trainer import Trainer
 
     name = f"{method}_{'gpu' if gpu_augment else 'loader'}_{amp}{'_cl' if channels_last else ''}"
     cfg = load_config(None, [
@@ -111,9 +115,6 @@ def prepare_run_folder(workdir: str, teacher: str, train_size: int, device: str 
     """``(data root, teacher checkpoint)`` under ``workdir``: rank 0 writes a CIFAR-100-format train set of
     ``train_size`` images and a randomly initialised ``teacher`` checkpoint (once); under torchrun the
     process group is started and every rank waits for them."""
-    from ..dataset.cifar_format import write_cifar100_folder
-    from ..engine.checkpoint import save_checkpoint_atomic
-    from ..models import cifar_model_dict
 
     data_root = os.path.join(workdir, "data")
     ckpt = os.path.join(workdir, "teacher.pth")
@@ -121,8 +122,6 @@ def prepare_run_folder(workdir: str, teacher: str, train_size: int, device: str 
         write_cifar100_folder(data_root, n_train=train_size, n_test=256)
         save_checkpoint_atomic({"model": cifar_model_dict[teacher][0](num_classes=100).state_dict()}, ckpt)
     if torch.distributed.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from ..engine.distributed import init_runtime
-
         init_runtime(device)
         torch.distributed.barrier()
     return data_root, ckpt

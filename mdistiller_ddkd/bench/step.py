@@ -20,6 +20,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..dataset.registry import dataset_info
+from ..distillers import get_distiller_class
+from ..engine.cfg import load_config, resolve_config_path
+from ..models import get_model as build_model
 from ..tables import markdown_table as _markdown_table
 from .common import current_rss_bytes, peak_rss_bytes, sync
 
@@ -31,7 +35,6 @@ def pair_config_file(method: str, pair: Optional[str], dataset: str) -> Optional
     """``configs/cifar100/<method>/<pair>.yaml`` (or ``configs/imagenet/<pair>/<method>.yaml``) if shipped."""
     if not pair:
         return None
-    from ..engine.cfg import resolve_config_path
 
     rel = (
         f"configs/imagenet/{pair}/{method.lower()}.yaml"
@@ -59,10 +62,6 @@ def build_step(
     """``(step, extra parameters)``: ``step()`` runs one SGD training step of ``method`` (default config,
     then ``cfg_file``, with randomly initialised models) on a fixed random batch, under autocast when
     ``amp`` is ``bf16``/``fp16`` (fp16 with a gradient scaler) and channels-last when asked."""
-    from ..distillers import get_distiller_class
-    from ..dataset.registry import dataset_info
-    from ..models import get_model as build_model
-    from ..engine.cfg import load_config
 
     torch.manual_seed(seed)
     dev = torch.device(device)

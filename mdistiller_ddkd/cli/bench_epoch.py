@@ -15,8 +15,8 @@ import tempfile
 from typing import List, Optional
 
 from ..bench import epoch as bench_epoch
-from .train import USER_ERRORS
-from ..errors import OneLineArgumentParser, one_line, run_main
+from ..errors import OneLineArgumentParser, UserError, one_line, run_main
+from ..fileio import write_text_atomic
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,14 +51,13 @@ def _main(argv: List[str]) -> int:
                 channels_last=args.channels_last, train_size=args.train_size, batch_size=args.batch_size,
                 device=args.device, workers=args.workers, epochs=args.epochs,
             )
-        except USER_ERRORS as err:  # an unknown method or model, a pair a method cannot serve
-            print(f"error: {one_line(err.args[0] if isinstance(err, KeyError) and err.args else err)}", file=sys.stderr)
+        except UserError as err:  # an unknown method or model, a pair a method cannot serve
+            print(f"error: {one_line(err.args[0] if err.args else err)}", file=sys.stderr)
             return 2
         if int(os.environ.get("RANK", "0")) == 0:
             print(bench_epoch.markdown_table(rows))
             if args.json:
-                with open(args.json, "w") as f:
-                    json.dump(rows, f, indent=1)
+                write_text_atomic(args.json, json.dumps(rows, indent=1))
     return 0
 
 

@@ -13,8 +13,8 @@ import sys
 from typing import Optional, Sequence
 
 from ..bench.step import DEFAULT_METHODS, markdown_table, run_benchmark
-from .train import USER_ERRORS
-from ..errors import OneLineArgumentParser, one_line, run_main
+from ..errors import OneLineArgumentParser, UserError, one_line, run_main
+from ..fileio import write_text_atomic
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,14 +49,13 @@ def _main(argv: Sequence[str]) -> int:
             batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, device=args.device,
             threads=args.threads, memory=not args.no_memory, amp=args.amp, channels_last=args.channels_last,
         )
-    except USER_ERRORS as err:  # an unknown method, model or dataset, a pair a method cannot serve
-        print(f"error: {one_line(err.args[0] if isinstance(err, KeyError) and err.args else err)}", file=sys.stderr)
+    except UserError as err:  # an unknown method, model or dataset, a pair a method cannot serve
+        print(f"error: {one_line(err.args[0] if err.args else err)}", file=sys.stderr)
         return 2
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
+        write_text_atomic(args.json, text + "\n")
     print()
     print(markdown_table(results))
     return 0

@@ -10,17 +10,30 @@ Markdown report (``--json``: one JSON object). ``--plot DIR`` also draws the run
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
 from typing import Dict, List, Optional
 
+import torch
+
+from ..dataset.registry import build_splits
+from ..diagnostics import is_diffusion_distiller
+from ..diagnostics.gap import gap_over_batches
+from ..diagnostics.plots import plot_run
+from ..diagnostics.report import render_markdown
+from ..engine.build import build_distiller
+from ..engine.cfg import load_config
+from ..engine.checkpoint import load_checkpoint
+from ..engine.distributed import select_device
+from ..errors import ConfigError, MissingInputError, OneLineArgumentParser, add_debug_argument, run_main
+from ..plotting import require_matplotlib
 from ..plugins import add_plugins_argument, plugins_from_args
-from .train import USER_ERRORS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ddkd-diagnose", description=__doc__.split("\n\n")[0])
+    parser = OneLineArgumentParser(prog="ddkd-diagnose", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="output folder of a DDKD or DIFFKD run (holds config.yaml and latest)")
     parser.add_argument("--batches", type=int, default=0, help="test batches to measure (default 0: all)")
     parser.add_argument("--checkpoint", default="latest", help="distiller checkpoint in RUN_DIR (default latest)")
@@ -30,33 +43,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of Markdown")
     parser.add_argument("--plot", metavar="DIR", help="write PNG plots (needs matplotlib) into DIR")
     add_plugins_argument(parser)
+    add_debug_argument(parser)
     parser.add_argument("opts", nargs="*", help="KEY VALUE config overrides (DATASET.ROOT ...)")
     return parser
 
 
 def load_run(run_dir: str, checkpoint: str, opts: List[str]):
-    """``(cfg, distiller, splits, epoch)`` of a DDKD/DIFFKD run folder; user errors raise ValueError or
-    FileNotFoundError with what to do."""
-    from ..dataset.registry import build_splits
-    from ..diagnostics import is_diffusion_distiller
-    from ..engine.build import build_distiller
-    from ..engine.cfg import load_config
-    from ..engine.checkpoint import load_checkpoint
-
+    """``(cfg, distiller, splits, epoch)`` of a DDKD/DIFFKD run folder; what a user can fix is a
+    ``UserError`` saying what to do."""
     config = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(config):
-        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml); give the output folder of a "
+        raise MissingInputError(f"{run_dir} is not a run folder (no config.yaml); give the output folder of a "
                                 f"DDKD or DIFFKD run")
     cfg = load_config(config, opts)
     path = os.path.join(run_dir, checkpoint)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{run_dir} has no checkpoint {checkpoint!r} yet (it is written at the end of "
+        raise MissingInputError(f"{run_dir} has no checkpoint {checkpoint!r} yet (it is written at the end of "
                                 f"each epoch); wait for the first epoch or pass --checkpoint best")
     splits = build_splits(cfg)
     distiller, _ = build_distiller(cfg, len(splits.train), splits.num_classes)
     if not is_diffusion_distiller(distiller):
-        raise ValueError(f"{run_dir} is a {cfg.DISTILLER.TYPE} run; ddkd-diagnose measures the denoiser of "
-                         f"DDKD and DIFFKD runs (per-term gradient norms of any method: LOG.DIAGNOSTICS True)")
+        raise ConfigError(f"{run_dir} is a {cfg.DISTILLER.TYPE} run; ddkd-diagnose measures the denoiser of "
+                          f"DDKD and DIFFKD runs (per-term gradient norms of any method: LOG.DIAGNOSTICS True)")
     state = load_checkpoint(path, map_location="cpu")
     distiller.load_state_dict(state["model"])
     return cfg, distiller, splits, int(state.get("epoch", 0))
@@ -64,13 +72,6 @@ def load_run(run_dir: str, checkpoint: str, opts: List[str]):
 
 def diagnose(args) -> Dict:
     """The report of ``args.run_dir`` as a dict (see ``--json``)."""
-    import itertools
-
-    import torch
-
-    from ..diagnostics.gap import gap_over_batches
-    from ..engine.distributed import select_device
-
     cfg, distiller, splits, epoch = load_run(args.run_dir, args.checkpoint, list(args.opts))
     device = select_device(cfg.SOLVER.DEVICE)
     distiller.to(device)
@@ -83,25 +84,15 @@ def diagnose(args) -> Dict:
             "logit_temperature": distiller.logit_temperature, **measured}
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def _main(argv: List[str]) -> int:
     args = build_parser().parse_intermixed_args(argv)
-    from ..diagnostics.plots import PlotUnavailableError, plot_run, require_matplotlib
-    from ..diagnostics.report import render_markdown
-
-    try:
-        plugins_from_args(args)
-        if args.batches < 0:
-            raise ValueError(f"--batches must be 0 (all) or positive, got {args.batches}")
-        if args.plot:
-            require_matplotlib()
-        report = diagnose(args)
-        plots = plot_run(args.run_dir, args.plot) if args.plot else []
-    except PlotUnavailableError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except USER_ERRORS as err:
-        print(f"error: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
-        return 2
+    plugins_from_args(args)
+    if args.batches < 0:
+        raise ConfigError(f"--batches must be 0 (all) or positive, got {args.batches}")
+    if args.plot:
+        require_matplotlib()
+    report = diagnose(args)
+    plots = plot_run(args.run_dir, args.plot) if args.plot else []
     if args.json:
         print(json.dumps({**report, "plots": plots}, indent=1))
     else:
@@ -109,6 +100,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         for path in plots:
             print(f"plot: {path}")
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point: user errors are one line with exit code 2 (``--debug`` shows the traceback)."""
+    return run_main(_main, argv)
 
 
 if __name__ == "__main__":

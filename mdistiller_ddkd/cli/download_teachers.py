@@ -11,7 +11,14 @@ import os
 import sys
 from typing import List, Optional
 
-from ..download import CKPT_NAME, DEFAULT_TEACHERS_URL, URL_ENV, TeacherArchiveError, ensure_cifar_teachers
+from ..download import (
+    CKPT_NAME,
+    DEFAULT_TEACHERS_URL,
+    URL_ENV,
+    DownloadError,
+    TeacherArchiveError,
+    ensure_cifar_teachers,
+)
 from ..errors import OneLineArgumentParser, add_debug_argument, one_line, run_main
 
 #: exit code of a failed download or a refused archive (a user mistake, e.g. a bad --dest, gives 2)
@@ -37,7 +44,7 @@ def _main(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         folder = ensure_cifar_teachers(args.dest, args.url, force=args.force)
-    except (RuntimeError, TeacherArchiveError) as err:
+    except (DownloadError, TeacherArchiveError) as err:
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         return DOWNLOAD_FAILED
     names = sorted(d for d in os.listdir(folder) if os.path.isfile(os.path.join(folder, d, CKPT_NAME)))

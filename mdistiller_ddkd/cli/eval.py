@@ -10,6 +10,14 @@ import json
 import sys
 from typing import List, Optional
 
+import torch
+
+from ..dataset.registry import build_splits
+from ..distillers import Vanilla
+from ..engine.build import build_teacher, teacher_checkpoint_path
+from ..engine.cfg import load_config
+from ..engine.distributed import select_device
+from ..engine.metrics import evaluate
 from ..errors import EXIT_CODES_HELP, OneLineArgumentParser, add_debug_argument, run_main
 from ..plugins import add_plugins_argument, plugins_from_args
 
@@ -31,15 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
-    import torch
-
-    from ..dataset.registry import build_splits
-    from ..distillers import Vanilla
-    from ..engine.build import build_teacher, teacher_checkpoint_path
-    from ..engine.cfg import load_config
-    from ..engine.distributed import select_device
-    from ..engine.trainer import evaluate
-
     plugins_from_args(args)
     cfg = load_config(None, ["DATASET.TYPE", args.dataset, "DATASET.TEST.BATCH_SIZE", str(args.batch_size),
                              "DISTILLER.TEACHER", args.model, "DISTILLER.TEACHER_CKPT", args.ckpt, *args.opts])

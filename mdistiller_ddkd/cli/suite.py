@@ -19,9 +19,14 @@ import shlex
 import sys
 from typing import List, Optional
 
-from ..plugins import PluginError, add_plugins_argument, plugins_from_args, split_modules
+from ..download import ensure_cifar_teachers
+from ..errors import ConfigError, OneLineArgumentParser, UserError, one_line, run_main
+from ..plugins import add_plugins_argument, plugins_from_args, split_modules
+from ..suite.execute import execute_plan
+from ..suite.plan import plan_suite, shell_command
+from ..suite.report import suite_report
 from ..suite.spec import NAMED_SUITES, SuiteSpec, load_suite, restrict, seeds_from_option
-from ..errors import OneLineArgumentParser, one_line, run_main
+from .table import add_table_arguments, run_table, write_plots
 
 SUBCOMMANDS = ("run", "report")
 
@@ -47,7 +52,6 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """``ddkd-suite {run,report} ...``; a first argument that is not a subcommand means ``run``."""
-    from .table import add_table_arguments
 
     parser = OneLineArgumentParser(
         prog="ddkd-suite",
@@ -89,8 +93,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _main(argv: List[str]) -> int:
     args = parse_args(argv)
     if args.command == "report":
-        from .table import run_table
-
         return run_table(args)
     return run_suite(args)
 
@@ -110,8 +112,7 @@ def _plan_from_args(args):
     plugins_from_args(args)
     spec = _spec_from_args(args)
     if len(args.opts) % 2:
-        raise ValueError(f"config overrides must be KEY VALUE pairs, got {args.opts}")
-    from ..suite.plan import plan_suite
+        raise ConfigError(f"config overrides must be KEY VALUE pairs, got {args.opts}")
 
     return plan_suite(spec, args.opts, args.output, plugins=split_modules(args.plugins))
 
@@ -119,7 +120,6 @@ def _plan_from_args(args):
 def print_report(spec: SuiteSpec, output: Optional[str], metric: str = "best", fmt: str = "markdown",
                  topk: int = 1) -> str:
     """The table of a suite's output folder, rows and columns in the suite's order."""
-    from ..suite.report import suite_report
 
     root = os.path.join(output or spec.output, spec.name)
     text = suite_report([root] if os.path.isdir(root) else [], metric=metric, topk=topk, fmt=fmt,
@@ -132,7 +132,6 @@ def print_report(spec: SuiteSpec, output: Optional[str], metric: str = "best", f
 def print_dry_run(plan, launcher: Optional[List[str]]) -> None:
     """One shell line per run (teachers first, in stages when the suite trains them), then the
     (method, pair) left out as ``#`` comments; the plan's problems as warnings on stderr."""
-    from ..suite.plan import shell_command
 
     for problem in plan.problems():
         print(f"warning: {problem}", file=sys.stderr)
@@ -152,9 +151,8 @@ def run_suite(args: argparse.Namespace) -> int:
     """``ddkd-suite run``: plan, then print the commands (``--dry-run``) or run them and print the table."""
     try:
         plan = _plan_from_args(args)
-    except (FileNotFoundError, ValueError, KeyError, PluginError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {one_line(message)}", file=sys.stderr)
+    except UserError as err:
+        print(f"error: {one_line(err.args[0] if err.args else err)}", file=sys.stderr)
         return 2
     launcher = shlex.split(args.launcher) if args.launcher else None
     if args.dry_run:
@@ -175,7 +173,6 @@ def run_suite(args: argparse.Namespace) -> int:
           f"{plan.runs[0].output_dir.rsplit(plan.runs[0].name, 1)[0] if plan.runs else ''}", flush=True)
     if not _prefetch_teachers(plan):
         return 2
-    from ..suite.execute import execute_plan
 
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
     try:
@@ -192,7 +189,6 @@ def run_suite(args: argparse.Namespace) -> int:
 
 def _write_suite_plots(spec: SuiteSpec, output: Optional[str], metric: str) -> None:
     """The plots a suite asks for (the demo's) in ``<output>/<name>/plots``; without matplotlib, the hint."""
-    from .table import write_plots
 
     root = os.path.join(output or spec.output, spec.name)
     try:
@@ -209,7 +205,6 @@ def _prefetch_teachers(plan) -> bool:
              and r.status() != "finished"]
     if plan.suite.dataset != "cifar100" or not needs:
         return True
-    from ..download import ensure_cifar_teachers
 
     try:
         ensure_cifar_teachers("download_ckpts")

@@ -15,10 +15,11 @@ import os
 import sys
 from typing import List, Optional
 
-from ..plugins import PluginError, add_plugins_argument, plugins_from_args
+from ..errors import MissingInputError, OneLineArgumentParser, UserError, one_line, run_main
+from ..plugins import add_plugins_argument, plugins_from_args
+from ..suite.plots import plot_suite
 from ..suite.report import suite_report
 from ..suite.spec import DEFAULT_OUTPUT, NAMED_SUITES, load_suite
-from ..errors import OneLineArgumentParser, one_line, run_main
 
 
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,8 +41,6 @@ def add_table_arguments(parser: argparse.ArgumentParser) -> None:
 def write_plots(roots: List[str], out_dir: str, metric: str = "best", include_unfinished: bool = False,
                 pairs=None) -> List[str]:
     """The suite plots of the runs under ``roots`` in ``out_dir``; prints where they went."""
-    from ..diagnostics.plots import plot_suite
-
     paths = plot_suite(roots, out_dir, metric=metric, include_unfinished=include_unfinished, pairs=pairs)
     print(f"[mdistiller_ddkd] wrote {len(paths)} plot(s) to {out_dir}", flush=True)
     return paths
@@ -71,15 +70,15 @@ def run_table(args: argparse.Namespace) -> int:
                 roots.append(source)
         missing = [r for r in roots if not os.path.exists(r)]
         if missing and not pairs:
-            raise FileNotFoundError(f"no such folder: {', '.join(missing)}")
+            raise MissingInputError(f"no such folder: {', '.join(missing)}")
         text = suite_report([r for r in roots if os.path.exists(r)], metric=args.metric, topk=args.topk,
                             fmt=args.format, pairs=pairs, dataset=dataset, include_unfinished=args.all,
                             with_paper=not args.no_paper, methods=methods)
         print(text)
         if args.plot:
             write_plots([r for r in roots if os.path.exists(r)], args.plot, args.metric, args.all, pairs)
-    except (FileNotFoundError, ValueError, PluginError, ImportError) as err:  # ImportError: no matplotlib
-        print(f"error: {one_line(err)}", file=sys.stderr)
+    except UserError as err:  # PlotUnavailableError among them: no matplotlib
+        print(f"error: {one_line(err.args[0] if err.args else err)}", file=sys.stderr)
         return 2
     return 0
 

@@ -11,11 +11,12 @@ import os
 import sys
 from typing import List, Optional
 
-from ..errors import EXIT_CODES_HELP, OneLineArgumentParser, UserError, add_debug_argument, run_main, user_error_types
+from ..configs_path import list_packaged_configs
+from ..engine.cfg import load_config
+from ..engine.trainer import train
+from ..errors import EXIT_CODES_HELP, OneLineArgumentParser, UserError, add_debug_argument, run_main
 from ..plugins import add_plugins_argument, plugins_from_args
-
-#: the errors a user can fix (other tools catch these; ``errors.run_main`` reports them as one line)
-USER_ERRORS = user_error_types()
+from ..signals import handle_stop_signals
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,16 +47,10 @@ def _main(argv: List[str]) -> int:
     argv = [a for a in argv if a in _SWITCHES] + [a for a in argv if a not in _SWITCHES]
     args = build_parser().parse_args(argv)
     if args.list_configs:
-        from ..configs_path import list_packaged_configs
-
         print("\n".join(list_packaged_configs()))
         return 0
     if not args.cfg and not args.opts:
         raise UserError("--cfg FILE (or KEY VALUE overrides) is required (see ddkd-train --help)")
-    from ..engine.cfg import load_config
-    from ..engine.signals import handle_stop_signals
-    from ..engine.trainer import train
-
     with handle_stop_signals():
         plugins_from_args(args)
         cfg = load_config(args.cfg, args.opts)

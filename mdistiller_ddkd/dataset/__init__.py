@@ -11,23 +11,32 @@ selects an epoch and where in it to start.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Callable, Iterator, Optional, Tuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .registry import (DATASETS, CropFlip, DatasetInfo, DatasetSplits, build_splits, dataset_info,
-                       register_dataset, registered_datasets)
+from ..errors import ConfigError
+from ..signals import ignore_stop_signals
+
+# the built-in datasets register themselves (the composition root of the dataset registry)
+from . import cifar100, imagenet, synthetic, tiny_imagenet  # noqa: F401
+from .device_augment import DeviceAugmentLoader
+from .registry import (
+    DATASETS,
+    CropFlip,
+    DatasetInfo,
+    DatasetSplits,
+    build_splits,
+    dataset_info,
+    register_dataset,
+    registered_datasets,
+)
 from .sampling import EpochSampler, SampleKey, SeededSamples, epoch_order, set_train_position, share_size
 
 #: a method's train-set wrapper: ``wrap(splits, cfg) -> Dataset`` (None: the dataset's own train set)
 TrainSetWrapper = Callable[[DatasetSplits, object], Dataset]
 
-for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-    if _module not in {"registry", "common", "cifar_format", "device_augment", "safe_pickle", "sampling"} and not _module.startswith("_"):
-        importlib.import_module(f"{__name__}.{_module}")
 
 
 class ShardSampler(Sampler):
@@ -51,8 +60,6 @@ def _dist_info() -> Tuple[int, int]:
 
 def _worker_init(worker_id: int) -> None:
     """Workers leave SIGTERM / SIGINT to the main process, which stops after a checkpoint."""
-    from ..engine.signals import ignore_stop_signals
-
     ignore_stop_signals()
 
 
@@ -60,7 +67,7 @@ def per_rank_batch_size(global_batch_size: int, world_size: int) -> int:
     """``SOLVER.BATCH_SIZE`` is the global batch (as with mdistiller's DataParallel): each of the
     ``world_size`` processes takes an equal share, so a config trains the same recipe on any GPU count."""
     if global_batch_size % world_size:
-        raise ValueError(f"SOLVER.BATCH_SIZE {global_batch_size} is the global batch and must be divisible by the "
+        raise ConfigError(f"SOLVER.BATCH_SIZE {global_batch_size} is the global batch and must be divisible by the "
                          f"number of processes ({world_size})")
     return global_batch_size // world_size
 
@@ -83,12 +90,10 @@ def get_dataset(cfg, device: Optional[torch.device] = None, wrap_train_set: Opti
 
     if cfg.DATASET.GPU_AUGMENT:
         if wrapped is not None:
-            raise ValueError(f"DATASET.GPU_AUGMENT cannot serve {cfg.DISTILLER.TYPE}, whose train batches carry "
+            raise ConfigError(f"DATASET.GPU_AUGMENT cannot serve {cfg.DISTILLER.TYPE}, whose train batches carry "
                              f"per-sample extras from a dataset wrapper; set DATASET.GPU_AUGMENT False")
         if splits.train_uint8 is None:
-            raise ValueError(f"DATASET.GPU_AUGMENT is not available for DATASET.TYPE {cfg.DATASET.TYPE}")
-        from .device_augment import DeviceAugmentLoader
-
+            raise ConfigError(f"DATASET.GPU_AUGMENT is not available for DATASET.TYPE {cfg.DATASET.TYPE}")
         mean, std = splits.mean_std
         train_loader = DeviceAugmentLoader(
             splits.train_uint8, splits.train_targets, batch_size, mean, std,

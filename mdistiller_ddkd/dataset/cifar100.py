@@ -19,9 +19,15 @@ from torchvision.datasets import CIFAR100 as _TorchvisionCIFAR100
 from torchvision.datasets.utils import check_integrity as md5_matches
 from torchvision.datasets.utils import download_url
 
-from ..errors import DataFileError
-from .common import (CIFAR100_MEAN, CIFAR100_STD, UInt8ImageDataset, WithIndex, cifar_test_transform,
-                     cifar_train_transform)
+from ..errors import DataFileError, MissingInputError, disk_error, disk_errors, is_file_system_refusal
+from .common import (
+    CIFAR100_MEAN,
+    CIFAR100_STD,
+    UInt8ImageDataset,
+    WithIndex,
+    cifar_test_transform,
+    cifar_train_transform,
+)
 from .registry import DatasetSplits, register_dataset
 from .safe_pickle import load_data_pickle
 
@@ -46,11 +52,11 @@ def missing_cifar_message(root: str, reason: str) -> str:
 def check_cifar_arrays(data: np.ndarray, targets, num_classes: int, split: str) -> None:
     """Shape and label checks that hold for any CIFAR-100-format folder."""
     if data.ndim != 4 or data.shape[1:] != (32, 32, 3) or data.dtype != np.uint8:
-        raise ValueError(f"CIFAR-100 {split} images have shape {data.shape} / {data.dtype}, expected (N,32,32,3) uint8")
+        raise DataFileError(f"CIFAR-100 {split} images have shape {data.shape} / {data.dtype}, expected (N,32,32,3) uint8")
     if len(targets) != len(data):
-        raise ValueError(f"CIFAR-100 {split}: {len(data)} images but {len(targets)} labels")
+        raise DataFileError(f"CIFAR-100 {split}: {len(data)} images but {len(targets)} labels")
     if len(targets) and (min(targets) < 0 or max(targets) >= num_classes):
-        raise ValueError(f"CIFAR-100 {split} labels outside [0, {num_classes})")
+        raise DataFileError(f"CIFAR-100 {split} labels outside [0, {num_classes})")
 
 
 def _split_files(train: bool) -> List[Sequence]:
@@ -77,8 +83,11 @@ def _download(root: str) -> None:
     try:
         download_url(CIFAR100_URL, root, _OFFICIAL.filename, _OFFICIAL.tgz_md5)
     except (OSError, RuntimeError) as err:  # network failure, or a corrupt download (md5)
-        raise FileNotFoundError(missing_cifar_message(root, f"download failed: {err}")) from None
-    _extract_safely(os.path.join(root, _OFFICIAL.filename), root)
+        if is_file_system_refusal(err):
+            raise disk_error(err, f"downloading CIFAR-100 into {root}") from None
+        raise MissingInputError(missing_cifar_message(root, f"download failed: {err}")) from None
+    with disk_errors(f"unpacking CIFAR-100 into {root}"):
+        _extract_safely(os.path.join(root, _OFFICIAL.filename), root)
 
 
 def _read_entry(path: str, keys: Sequence[str]) -> Dict:
@@ -109,9 +118,9 @@ class CIFAR100Folder(UInt8ImageDataset):
         for name, md5 in files:
             path = os.path.join(folder, name)
             if not os.path.isfile(path):
-                raise FileNotFoundError(missing_cifar_message(root, f"{name} is missing"))
+                raise MissingInputError(missing_cifar_message(root, f"{name} is missing"))
             if check_integrity and not md5_matches(path, md5):
-                raise FileNotFoundError(missing_cifar_message(root, f"the md5 sum of {name} is not the official one"))
+                raise MissingInputError(missing_cifar_message(root, f"the md5 sum of {name} is not the official one"))
         images, self.targets = [], []
         for name, _ in files[:-1]:
             entry = _read_entry(os.path.join(folder, name), ("data", "fine_labels"))

@@ -23,6 +23,8 @@ from typing import Optional, Sequence
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import ConfigError
+
 MODES = ("exact", "relax")
 
 
@@ -39,9 +41,9 @@ class ContrastiveDataset(Dataset):
         generator: Optional[torch.Generator] = None,
     ) -> None:
         if mode not in MODES:
-            raise ValueError(f"CRD.MODE must be one of {MODES}, got {mode!r}")
+            raise ConfigError(f"CRD.MODE must be one of {MODES}, got {mode!r}")
         if num_negatives < 1:
-            raise ValueError(f"CRD.NCE.K must be positive, got {num_negatives}")
+            raise ConfigError(f"CRD.NCE.K must be positive, got {num_negatives}")
         targets_t = torch.as_tensor(list(targets), dtype=torch.long)
         if len(targets_t) != len(base):
             raise ValueError(f"{len(base)} samples but {len(targets_t)} targets")
@@ -60,9 +62,9 @@ class ContrastiveDataset(Dataset):
         self.class_count = counts
         num_data = len(targets_t)
         if mode == "exact" and bool((counts == num_data).any()):
-            raise ValueError("CRD exact mode needs at least two classes in the train set")
+            raise ConfigError("CRD exact mode needs at least two classes in the train set")
         if mode == "relax" and num_data < 2:
-            raise ValueError("CRD relax mode needs at least two samples")
+            raise ConfigError("CRD relax mode needs at least two samples")
 
     def __len__(self) -> int:
         return len(self.base)

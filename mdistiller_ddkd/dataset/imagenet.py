@@ -7,6 +7,7 @@ import os
 from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
+from ..errors import DataFileError, MissingInputError
 from .common import WithIndex
 from .registry import DatasetSplits, register_dataset
 
@@ -37,7 +38,7 @@ def imagenet_test_transform() -> transforms.Compose:
 def _image_folder(root: str, split: str, transform) -> ImageFolder:
     folder = os.path.join(os.path.abspath(root), split)
     if not os.path.isdir(folder):
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"ImageNet {split} folder not found: {folder}.\nExpected layout: {os.path.abspath(root)}/train/<wnid>/*.JPEG "
             f"and {os.path.abspath(root)}/val/<wnid>/*.JPEG (val sorted into class folders). ImageNet cannot be "
             f"downloaded automatically: get ILSVRC2012 from https://image-net.org and set DATASET.ROOT."
@@ -45,7 +46,7 @@ def _image_folder(root: str, split: str, transform) -> ImageFolder:
     try:
         return ImageFolder(folder, transform=transform)
     except (FileNotFoundError, RuntimeError) as err:
-        raise FileNotFoundError(f"ImageNet {split} folder {folder} holds no images in class folders: {err}") from None
+        raise MissingInputError(f"ImageNet {split} folder {folder} holds no images in class folders: {err}") from None
 
 
 @register_dataset("imagenet", model_zoo="imagenet", input_size=(224, 224))
@@ -53,7 +54,7 @@ def build_imagenet(cfg) -> DatasetSplits:
     train = _image_folder(cfg.DATASET.ROOT, "train", imagenet_train_transform())
     test = _image_folder(cfg.DATASET.ROOT, "val", imagenet_test_transform())
     if train.classes != test.classes:
-        raise ValueError(f"ImageNet train/ and val/ class folders differ: "
+        raise DataFileError(f"ImageNet train/ and val/ class folders differ: "
                          f"{sorted(set(train.classes) ^ set(test.classes))[:10]}")
     return DatasetSplits(train=WithIndex(train), test=test, num_classes=len(train.classes),
                          train_targets=list(train.targets))

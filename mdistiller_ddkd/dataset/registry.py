@@ -17,6 +17,8 @@ import torch
 from torch.utils.data import Dataset
 from yacs.config import CfgNode
 
+from ..errors import UnknownNameError
+
 
 @dataclass(frozen=True)
 class CropFlip:
@@ -72,7 +74,7 @@ def register_dataset(name: str, model_zoo: str = "cifar", input_size: Sequence[i
 
     def wrap(builder):
         if name in DATASETS and DATASETS[name].builder is not builder:
-            raise KeyError(f"dataset {name!r} is registered twice")
+            raise ValueError(f"dataset {name!r} is registered twice")
         DATASETS[name] = DatasetInfo(name, builder, model_zoo, (int(input_size[0]), int(input_size[1])), config)
         return builder
 
@@ -89,7 +91,7 @@ def dataset_info(name: str) -> DatasetInfo:
     try:
         return DATASETS[name]
     except KeyError:
-        raise KeyError(f"unknown DATASET.TYPE {name!r}; registered: {', '.join(registered_datasets())}") from None
+        raise UnknownNameError(f"unknown DATASET.TYPE {name!r}; registered: {', '.join(registered_datasets())}") from None
 
 
 def build_splits(cfg) -> DatasetSplits:

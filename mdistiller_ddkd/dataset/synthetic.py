@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from yacs.config import CfgNode as CN
 
+from ..errors import ConfigError
 from .common import UInt8ImageDataset, WithIndex, cifar_test_transform, crop_flip_transform
 from .registry import CropFlip, DatasetSplits, register_dataset
 
@@ -101,9 +102,9 @@ def generate_synthetic(
     """``(train_images, train_labels, test_images, test_labels)``; images uint8 (N, 32, 32, 3), labels
     int64. Fully determined by the arguments; classes are balanced and the samples shuffled."""
     if num_classes < 2:
-        raise ValueError(f"DATASET.SYNTHETIC.NUM_CLASSES must be at least 2, got {num_classes}")
+        raise ConfigError(f"DATASET.SYNTHETIC.NUM_CLASSES must be at least 2, got {num_classes}")
     if train_per_class < 1 or test_per_class < 1:
-        raise ValueError("DATASET.SYNTHETIC.TRAIN_PER_CLASS and TEST_PER_CLASS must be positive")
+        raise ConfigError("DATASET.SYNTHETIC.TRAIN_PER_CLASS and TEST_PER_CLASS must be positive")
     rng = np.random.default_rng(seed)
     num_textures = 3
     while num_textures * (num_textures - 1) < num_classes:

@@ -16,6 +16,7 @@ from torchvision import transforms
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import default_loader
 
+from ..errors import DataFileError, MissingInputError
 from .common import WithIndex
 from .registry import DatasetSplits, register_dataset
 
@@ -77,11 +78,11 @@ def dataset_folder(root: str) -> str:
 def _train_set(base: str) -> ImageFolder:
     folder = os.path.join(base, "train")
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"Tiny-ImageNet train folder not found: {folder}. {_layout_hint(base)}")
+        raise MissingInputError(f"Tiny-ImageNet train folder not found: {folder}. {_layout_hint(base)}")
     try:
         return ImageFolder(folder, transform=tiny_imagenet_train_transform())
     except (FileNotFoundError, RuntimeError) as err:
-        raise FileNotFoundError(f"Tiny-ImageNet train folder {folder} holds no images in class folders "
+        raise MissingInputError(f"Tiny-ImageNet train folder {folder} holds no images in class folders "
                                 f"({str(err).splitlines()[0]}). {_layout_hint(base)}") from None
 
 
@@ -94,10 +95,10 @@ def _annotated_val_set(folder: str, class_to_idx: Dict[str, int]) -> AnnotatedIm
                 continue
             name, wnid = fields[0].strip(), fields[1].strip()
             if wnid not in class_to_idx:
-                raise ValueError(f"{folder}/{VAL_ANNOTATIONS} names class {wnid!r}, which train/ has no folder for")
+                raise DataFileError(f"{folder}/{VAL_ANNOTATIONS} names class {wnid!r}, which train/ has no folder for")
             samples.append((os.path.join(folder, "images", name), class_to_idx[wnid]))
     if not samples:
-        raise FileNotFoundError(f"{folder}/{VAL_ANNOTATIONS} lists no images")
+        raise MissingInputError(f"{folder}/{VAL_ANNOTATIONS} lists no images")
     return AnnotatedImages(samples, tiny_imagenet_test_transform())
 
 
@@ -106,14 +107,14 @@ def _val_set(base: str, train: ImageFolder) -> Dataset:
     if os.path.isfile(os.path.join(folder, VAL_ANNOTATIONS)) and os.path.isdir(os.path.join(folder, "images")):
         return _annotated_val_set(folder, train.class_to_idx)
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"Tiny-ImageNet val folder not found: {folder}. {_layout_hint(base)}")
+        raise MissingInputError(f"Tiny-ImageNet val folder not found: {folder}. {_layout_hint(base)}")
     try:
         val = ImageFolder(folder, transform=tiny_imagenet_test_transform())
     except (FileNotFoundError, RuntimeError) as err:
-        raise FileNotFoundError(f"Tiny-ImageNet val folder {folder} holds no images in class folders "
+        raise MissingInputError(f"Tiny-ImageNet val folder {folder} holds no images in class folders "
                                 f"({str(err).splitlines()[0]}). {_layout_hint(base)}") from None
     if val.classes != train.classes:
-        raise ValueError(f"Tiny-ImageNet train/ and val/ class folders differ: "
+        raise DataFileError(f"Tiny-ImageNet train/ and val/ class folders differ: "
                          f"{sorted(set(train.classes) ^ set(val.classes))[:10]}")
     return val
 

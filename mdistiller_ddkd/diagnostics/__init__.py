@@ -1,12 +1,11 @@
 """Instruments for seeing what the denoiser does: raw-vs-denoised gap metrics (DDKD/DIFFKD), per-term
-gradient norms (every method), the ``LOG.DIAGNOSTICS`` trainer hook and plots. See docs/diagnostics.md."""
+gradient norms (every method), plots (the ``LOG.DIAGNOSTICS`` trainer hook that uses them is ``engine/hooks/diagnostics.py``). See docs/diagnostics.md."""
 
 from .gap import GapReport, gap_metrics, is_diffusion_distiller
 from .gradients import GradientReport, distiller_gradient_norms, term_gradient_norms
-from .hook import DiagnosticsHook, diagnostics_hook, measure, probe_batch
 from .isolation import isolated
 from .metrics import kl_teacher_student, linear_cka, top1_accuracy, top1_agreement
 
-__all__ = ["DiagnosticsHook", "GapReport", "GradientReport", "diagnostics_hook", "distiller_gradient_norms", "gap_metrics",
-           "is_diffusion_distiller", "isolated", "kl_teacher_student", "linear_cka", "measure", "probe_batch",
+__all__ = ["GapReport", "GradientReport", "distiller_gradient_norms", "gap_metrics",
+           "is_diffusion_distiller", "isolated", "kl_teacher_student", "linear_cka",
            "term_gradient_norms", "top1_accuracy", "top1_agreement"]

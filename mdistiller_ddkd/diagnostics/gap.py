@@ -17,8 +17,17 @@ from torch import nn
 from ..distillers.ddkd import DDKD
 from .gradients import distiller_gradient_norms
 from .isolation import isolated
-from .metrics import (bucket_edges, histogram_counts, kl_teacher_student, linear_cka, mean_row_norm, mse, summary,
-                      top1_accuracy, top1_agreement)
+from .metrics import (
+    bucket_edges,
+    histogram_counts,
+    kl_teacher_student,
+    linear_cka,
+    mean_row_norm,
+    mse,
+    summary,
+    top1_accuracy,
+    top1_agreement,
+)
 
 #: timestep ranges of the per-bucket diffusion loss
 TIMESTEP_BUCKETS = 4

@@ -9,7 +9,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from ..engine.checkpoint import rng_state, set_rng_state
+from ..rng import rng_state, set_rng_state
 
 #: the probe's own seed: each probe draws the same noise, so successive probes are comparable
 PROBE_SEED = 20240601

@@ -10,8 +10,8 @@ from torch import nn
 
 from .blocks import PointwiseConv2d, channels_last, conv1x1_bn, layout_like
 from .noise_adapter import build_noise_adapter
-from .objective import noise_prediction_loss
 from .noise_net import TIME_EMBEDDING_SIZE, build_noise_net
+from .objective import noise_prediction_loss
 from .sampler import DDIMSampler
 from .schedule import LinearNoiseSchedule
 

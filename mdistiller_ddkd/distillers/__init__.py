@@ -1,21 +1,33 @@
 """Distillers: one module per method, each registering itself (and its config node) on import.
 
 ``distiller_dict`` maps upper-case names (``NONE``, ``KD``, ``DKD``, ``DDKD``, ...) to classes, as in
-mdistiller. Every module in this package is imported here, so adding a method is adding one file.
+mdistiller. This module is the composition root of the distiller registry: the built-in methods are the
+modules imported below, one file each (a new method is one new file and its name in that line); a plugin
+registers its own with ``register_distiller``.
 """
 
-import importlib
-import pkgutil
-
+from . import (  # noqa: F401  (the built-in methods register themselves)
+    at,
+    crd,
+    ddkd,
+    diffkd,
+    dist,
+    dkd,
+    fitnet,
+    kd,
+    kdsvd,
+    nst,
+    ofd,
+    pkt,
+    reviewkd,
+    rkd,
+    sp,
+    vanilla,
+    vid,
+)
 from .base import Distiller
 from .registry import config_nodes, declare_config_node, distiller_dict, get_distiller_class, register_distiller
-
-_INFRASTRUCTURE = {"base", "registry"}
-for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-    if _module not in _INFRASTRUCTURE and not _module.startswith("_"):
-        importlib.import_module(f"{__name__}.{_module}")
-
-from .vanilla import Vanilla  # noqa: E402  (mdistiller's public name)
+from .vanilla import Vanilla  # mdistiller's public name
 
 __all__ = [
     "Distiller",

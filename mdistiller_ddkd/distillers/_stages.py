@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from .base import Distiller, probe_features, probe_input_size
 
 
@@ -22,20 +23,20 @@ def stage_pairs(feats_student: Sequence[torch.Tensor], feats_teacher: Sequence[t
 
 def probe_stage_shapes(student: nn.Module, teacher: nn.Module, cfg, method: str, min_pairs: int = 1):
     """The (C, H, W) shapes of the paired stages ``(student shapes, teacher shapes)``, probed at the dataset's
-    image size; ValueError when fewer than ``min_pairs`` pairs exist or a stage is not a (B, C, H, W) map."""
+    image size; ConfigError when fewer than ``min_pairs`` pairs exist or a stage is not a (B, C, H, W) map."""
     size = probe_input_size(cfg)
     feats_s = probe_features(student, size)[1]["feats"]
     feats_t = probe_features(teacher, size)[1]["feats"]
     pairs = list(zip(feats_s[1:], feats_t[1:]))
     if len(pairs) < min_pairs:
-        raise ValueError(
+        raise ConfigError(
             f"{method} distills stage outputs after the stem: {cfg.DISTILLER.STUDENT} has {len(feats_s) - 1} and "
             f"{cfg.DISTILLER.TEACHER} {len(feats_t) - 1}, fewer than the {min_pairs} pair(s) it needs; "
             f"choose networks with more stages or another method"
         )
     for s, t in pairs:
         if s.dim() != 4 or t.dim() != 4:
-            raise ValueError(f"{method} needs (B, C, H, W) stage maps, got {tuple(s.shape)} and {tuple(t.shape)}")
+            raise ConfigError(f"{method} needs (B, C, H, W) stage maps, got {tuple(s.shape)} and {tuple(t.shape)}")
     return [tuple(s.shape[1:]) for s, _ in pairs], [tuple(t.shape[1:]) for _, t in pairs]
 
 
@@ -56,7 +57,7 @@ class StageMapDistiller(Distiller):
         self.check_stages(cfg, *probe_stage_shapes(student, teacher, cfg, self.config_key, self.min_stage_pairs))
 
     def check_stages(self, cfg, shapes_student: List[tuple], shapes_teacher: List[tuple]) -> None:
-        """Raise ValueError when the method cannot serve these stage shapes (default: it can)."""
+        """Raise ConfigError when the method cannot serve these stage shapes (default: it can)."""
 
     def stage_loss(self, maps_student: List[torch.Tensor], maps_teacher: List[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must define stage_loss")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from torch import nn
 from yacs.config import CfgNode as CN
 
+from ..errors import ConfigError
 from ..losses.attention import at_loss
 from ._stages import StageMapDistiller
 from .registry import register_distiller
@@ -31,7 +32,7 @@ class AT(StageMapDistiller):
     def __init__(self, student: nn.Module, teacher: nn.Module, cfg) -> None:
         self.p = cfg.AT.P
         if self.p <= 0:
-            raise ValueError(f"AT.P must be positive (the power of the attention map), got {self.p}")
+            raise ConfigError(f"AT.P must be positive (the power of the attention map), got {self.p}")
         super().__init__(student, teacher, cfg)
 
     def stage_loss(self, maps_student, maps_teacher):

@@ -8,11 +8,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ..dataset.registry import dataset_info
+
 
 def probe_input_size(cfg) -> Tuple[int, int]:
     """(H, W) of the images of ``cfg.DATASET.TYPE``, as its dataset registered it: the size of the dummy
     image with which methods read their models' feature shapes at build time."""
-    from ..dataset.registry import dataset_info
 
     return tuple(dataset_info(cfg.DATASET.TYPE).input_size)
 

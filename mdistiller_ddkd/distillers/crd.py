@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 from yacs.config import CfgNode as CN
 
+from ..dataset.crd import ContrastiveDataset
+from ..errors import ConfigError
 from ..losses.contrastive import contrast_scores, estimate_normalisation, momentum_update_, nce_loss
 from .base import Distiller, probe_features, probe_input_size
 from .registry import register_distiller
@@ -81,16 +83,15 @@ class CRD(Distiller):
     @classmethod
     def wrap_train_set(cls, splits, cfg):
         """Train items gain ``contrastive_index``: the positive and ``CRD.NCE.K`` negatives (``CRD.MODE``)."""
-        from ..dataset.crd import ContrastiveDataset
 
         return ContrastiveDataset(splits.train, splits.train_targets, splits.num_classes, cfg.CRD.NCE.K, cfg.CRD.MODE)
 
     def __init__(self, student: nn.Module, teacher: nn.Module, cfg, num_data: int) -> None:
         super().__init__(student, teacher)
         if cfg.CRD.MODE not in ("exact", "relax"):
-            raise ValueError(f"CRD.MODE must be 'exact' or 'relax', got {cfg.CRD.MODE!r}")
+            raise ConfigError(f"CRD.MODE must be 'exact' or 'relax', got {cfg.CRD.MODE!r}")
         if num_data < 2:
-            raise ValueError(f"CRD needs the train-set size (num_data >= 2), got {num_data}")
+            raise ConfigError(f"CRD needs the train-set size (num_data >= 2), got {num_data}")
         self.ce_weight = cfg.CRD.LOSS.CE_WEIGHT
         self.feat_weight = cfg.CRD.LOSS.FEAT_WEIGHT
         self.num_negatives = int(cfg.CRD.NCE.K)

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 from yacs.config import CfgNode as CN
 
-from ..diffusion import DiffusionBranch, LinearAutoencoder
+from ..diffusion import TIME_EMBEDDING_SIZE, DiffusionBranch, LinearAutoencoder
+from ..errors import ConfigError
 from ..losses.logit import dkd_loss, kd_loss
 from ._feature_align import ALIGN_MODES, align_spatial
 from .base import Distiller, probe_features, probe_input_size
@@ -59,6 +60,18 @@ def _classes_and_channels(model: nn.Module, input_size: Sequence[int]) -> Tuple[
     return logits.shape[1], feats["feats"][-1].shape[1]
 
 
+def _check_schedule(node: str, inference_steps: int, train_timesteps: int, ae_channels: int) -> None:
+    """Refuse diffusion settings the modules cannot be built with, naming the keys."""
+    if inference_steps < 1:
+        raise ConfigError(f"{node}.INFERENCE_STEPS must be >= 1, got {inference_steps}")
+    if not 2 * inference_steps <= train_timesteps <= TIME_EMBEDDING_SIZE:
+        raise ConfigError(f"{node}.TRAIN_TIMESTEPS {train_timesteps} must lie in [2 x INFERENCE_STEPS, "
+                          f"{TIME_EMBEDDING_SIZE}] = [{2 * inference_steps}, {TIME_EMBEDDING_SIZE}] (the DDIM grid "
+                          f"and the time embedding)")
+    if ae_channels < 0:
+        raise ConfigError(f"{node}.AE_CHANNELS must be >= 0 (0: half the teacher's channels), got {ae_channels}")
+
+
 @register_distiller("DDKD", config=diffusion_kd_config("dkd"))
 class DDKD(Distiller):
     """Diffusion-denoised features (MSE) and logits (DKD, or KL for DiffKD) distilled from the teacher.
@@ -75,9 +88,10 @@ class DDKD(Distiller):
         super().__init__(student, teacher)
         c = cfg[self.config_key]
         if c.LOGIT_LOSS not in LOGIT_LOSSES:
-            raise ValueError(f"{self.config_key}.LOGIT_LOSS must be one of {LOGIT_LOSSES}, got {c.LOGIT_LOSS!r}")
+            raise ConfigError(f"{self.config_key}.LOGIT_LOSS must be one of {LOGIT_LOSSES}, got {c.LOGIT_LOSS!r}")
         if c.FEAT_ALIGN not in ALIGN_MODES:
-            raise ValueError(f"{self.config_key}.FEAT_ALIGN must be one of {ALIGN_MODES}, got {c.FEAT_ALIGN!r}")
+            raise ConfigError(f"{self.config_key}.FEAT_ALIGN must be one of {ALIGN_MODES}, got {c.FEAT_ALIGN!r}")
+        _check_schedule(self.config_key, int(c.INFERENCE_STEPS), int(c.TRAIN_TIMESTEPS), int(c.AE_CHANNELS))
         self.ce_weight = float(c.CE_WEIGHT)
         self.diff_weight = float(c.DIFF_WEIGHT)
         self.ae_weight = float(c.AE_WEIGHT)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from yacs.config import CfgNode as CN
 
+from ..errors import ConfigError
 from ..losses.feature import fitnet_loss
 from .base import Distiller, probe_features, probe_input_size
 from .registry import register_distiller
@@ -85,7 +86,7 @@ class FitNet(Distiller):
         feat_t = probe_features(teacher, size)[1]["feats"]
         for name, feats in (("student", feat_s), ("teacher", feat_t)):
             if not -len(feats) <= self.hint_layer < len(feats):
-                raise ValueError(f"FITNET.HINT_LAYER {self.hint_layer} out of range: the {name} has "
+                raise ConfigError(f"FITNET.HINT_LAYER {self.hint_layer} out of range: the {name} has "
                                  f"{len(feats)} stages")
         self.regressor = HintRegressor(
             tuple(feat_s[self.hint_layer].shape[1:]), tuple(feat_t[self.hint_layer].shape[1:])

@@ -15,6 +15,7 @@ from __future__ import annotations
 from torch import nn
 from yacs.config import CfgNode as CN
 
+from ..errors import ConfigError
 from ..losses.svd import kdsvd_loss
 from ._stages import StageMapDistiller
 from .registry import register_distiller
@@ -36,13 +37,13 @@ class KDSVD(StageMapDistiller):
     def __init__(self, student: nn.Module, teacher: nn.Module, cfg) -> None:
         self.k = int(cfg.KDSVD.K)
         if self.k < 1:
-            raise ValueError(f"KDSVD.K must be >= 1 (teacher singular vectors kept), got {cfg.KDSVD.K}")
+            raise ConfigError(f"KDSVD.K must be >= 1 (teacher singular vectors kept), got {cfg.KDSVD.K}")
         super().__init__(student, teacher, cfg)
 
     def check_stages(self, cfg, shapes_student, shapes_teacher) -> None:
         widths_s, widths_t = [s[2] for s in shapes_student], [t[2] for t in shapes_teacher]
         if widths_s != widths_t:
-            raise ValueError(
+            raise ConfigError(
                 f"KDSVD cannot serve {cfg.DISTILLER.TEACHER} -> {cfg.DISTILLER.STUDENT}: it compares singular "
                 f"vectors stage by stage and needs equal map widths, but the student's stages are {widths_s} wide "
                 f"and the teacher's {widths_t}; use AT, NST or SP (which pool the larger map) or FITNET instead"

@@ -21,7 +21,7 @@ Upstream differences (the losses and gradients are upstream's wherever upstream 
   which breaks when the teacher names more BNs than there are levels (its CIFAR ResNet50).
 
 A student without pre-ReLU features (MobileNetV2 returns none, as in mdistiller) or a teacher without
-``get_bn_before_relu()`` (ShuffleNets) cannot be served: building raises a ValueError saying so.
+``get_bn_before_relu()`` (ShuffleNets) cannot be served: building raises a ConfigError saying so.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from yacs.config import CfgNode as CN
 
+from ..errors import ConfigError
 from ..losses.ofd import ofd_loss, ofd_margin
 from .base import Distiller, probe_features, probe_input_size
 from .registry import register_distiller
@@ -50,7 +51,7 @@ _C.CONNECTOR.KERNEL_SIZE = 1
 def build_connector(s_channels: int, t_channels: int, kernel_size: int = 1) -> nn.Sequential:
     """OFD's connector: conv (no bias, 'same' padding for odd kernels) + BatchNorm, initialised as OFD."""
     if kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"OFD.CONNECTOR.KERNEL_SIZE must be a positive odd number, got {kernel_size}")
+        raise ConfigError(f"OFD.CONNECTOR.KERNEL_SIZE must be a positive odd number, got {kernel_size}")
     conv = nn.Conv2d(s_channels, t_channels, kernel_size, stride=1, padding=(kernel_size - 1) // 2, bias=False)
     nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / (kernel_size * kernel_size * t_channels)))
     bn = nn.BatchNorm2d(t_channels)  # weight 1, bias 0
@@ -76,7 +77,7 @@ def _teacher_bns(teacher: nn.Module, name: str) -> List[nn.Module]:
     try:
         return list(teacher.get_bn_before_relu())
     except (NotImplementedError, AttributeError):
-        raise ValueError(
+        raise ConfigError(
             f"OFD cannot use {name} as the teacher: it names no BatchNorms before its ReLUs "
             f"(get_bn_before_relu), from which OFD's margins come; choose another teacher"
         ) from None
@@ -85,7 +86,7 @@ def _teacher_bns(teacher: nn.Module, name: str) -> List[nn.Module]:
 def _preact_levels(model: nn.Module, size, role: str, name: str) -> List[torch.Tensor]:
     feats = probe_features(model, size)[1].get("preact_feats") or []
     if len(feats) < 2:
-        raise ValueError(
+        raise ConfigError(
             f"OFD cannot use {name} as the {role}: it returns no pre-ReLU stage features "
             f"(feats['preact_feats']), which OFD distils; choose another {role} or method"
         )
@@ -103,7 +104,7 @@ def ofd_levels(student: nn.Module, teacher: nn.Module, cfg) -> Tuple[List[int], 
     t_levels, s_levels, bns = t_levels[-n:], s_levels[-n:], bns[-n:]
     for i, (bn, feat) in enumerate(zip(bns, t_levels)):
         if bn.num_features != feat.shape[1]:
-            raise ValueError(
+            raise ConfigError(
                 f"OFD: {t_name}'s BatchNorm-before-ReLU {i} has {bn.num_features} channels but its pre-ReLU "
                 f"level {i} has {feat.shape[1]}; its get_bn_before_relu() does not match its preact_feats"
             )

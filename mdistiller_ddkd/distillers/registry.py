@@ -7,6 +7,8 @@ from typing import Callable, Dict, Optional, Type
 
 from yacs.config import CfgNode
 
+from ..errors import UnknownNameError
+
 distiller_dict: Dict[str, type] = {}
 config_nodes: Dict[str, CfgNode] = {}
 
@@ -18,12 +20,12 @@ def register_distiller(name: str, config: Optional[CfgNode] = None) -> Callable[
 
     def wrap(cls: Type) -> Type:
         if key in distiller_dict and distiller_dict[key] is not cls:
-            raise KeyError(f"distiller {key!r} is registered twice ({distiller_dict[key]} and {cls})")
+            raise ValueError(f"distiller {key!r} is registered twice ({distiller_dict[key]} and {cls})")
         distiller_dict[key] = cls
         cls.registry_name = key
         if config is not None:
             if key in config_nodes and config_nodes[key] is not config:
-                raise KeyError(f"config node {key!r} is declared twice")
+                raise ValueError(f"config node {key!r} is declared twice")
             config_nodes[key] = config
         return cls
 
@@ -33,7 +35,7 @@ def register_distiller(name: str, config: Optional[CfgNode] = None) -> Callable[
 def declare_config_node(name: str, node: CfgNode) -> CfgNode:
     """Declare a config node that no single distiller owns (e.g. one shared by two methods)."""
     if name in config_nodes and config_nodes[name] is not node:
-        raise KeyError(f"config node {name!r} is declared twice")
+        raise ValueError(f"config node {name!r} is declared twice")
     config_nodes[name] = node
     return node
 
@@ -43,6 +45,6 @@ def get_distiller_class(name: str) -> type:
     try:
         return distiller_dict[name.upper()]
     except KeyError:
-        raise KeyError(
+        raise UnknownNameError(
             f"unknown distiller {name!r} (DISTILLER.TYPE); registered: {', '.join(sorted(distiller_dict))}"
         ) from None

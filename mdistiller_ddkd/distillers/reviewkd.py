@@ -13,7 +13,7 @@ outputs are compared with the teacher's levels ``preact_feats[1:] + [pooled]`` b
 Config lists are deep-first for shapes and shallow-first for channels, as upstream: ``SHAPES`` /
 ``OUT_SHAPES`` are the student's / teacher's level sizes deepest first (``SHAPES[0]``, the pooled level,
 is never used to resize); ``IN_CHANNELS`` / ``OUT_CHANNELS`` the student's / teacher's channels shallowest
-first. They must equal what the models produce (probed at build time); a mismatch is a ValueError that
+first. They must equal what the models produce (probed at build time); a mismatch is a ConfigError that
 names the right values.
 
 Upstream difference: mdistiller ignores ``MAX_MID_CHANNEL`` (it always uses ``min(512, IN_CHANNELS[-1])``),
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from yacs.config import CfgNode as CN
 
+from ..errors import ConfigError
 from ..losses.review import hcl_loss
 from .base import Distiller, probe_features, probe_input_size
 from .dkd import warmup_factor
@@ -85,7 +86,7 @@ def _check_levels(cfg, s_levels: Sequence[torch.Tensor], t_levels: Sequence[torc
     lengths = {k: len(rc[k]) for k in ("SHAPES", "OUT_SHAPES", "IN_CHANNELS", "OUT_CHANNELS")}
     n = len(rc.IN_CHANNELS)
     if set(lengths.values()) != {n} or n != len(t_levels) or n > len(s_levels):
-        raise ValueError(
+        raise ConfigError(
             f"REVIEWKD for {pair}: the teacher has {len(t_levels)} levels (preact_feats[1:] + pooled) and the "
             f"student {len(s_levels)}; SHAPES, OUT_SHAPES, IN_CHANNELS and OUT_CHANNELS must all have "
             f"{len(t_levels)} entries (got {lengths})"
@@ -93,7 +94,7 @@ def _check_levels(cfg, s_levels: Sequence[torch.Tensor], t_levels: Sequence[torc
     s_levels = s_levels[-n:]
     for level in list(s_levels) + list(t_levels):
         if level.shape[-1] != level.shape[-2]:
-            raise ValueError(f"REVIEWKD for {pair}: ABF needs square maps, got {tuple(level.shape[-2:])}")
+            raise ConfigError(f"REVIEWKD for {pair}: ABF needs square maps, got {tuple(level.shape[-2:])}")
     expected = {
         "SHAPES": [int(f.shape[-1]) for f in reversed(s_levels)],
         "OUT_SHAPES": [int(f.shape[-1]) for f in reversed(t_levels)],
@@ -103,7 +104,7 @@ def _check_levels(cfg, s_levels: Sequence[torch.Tensor], t_levels: Sequence[torc
     wrong = {k: v for k, v in expected.items() if [int(x) for x in rc[k]] != v}
     if wrong:
         fix = ", ".join(f"REVIEWKD.{k} {v} (config: {list(rc[k])})" for k, v in wrong.items())
-        raise ValueError(f"REVIEWKD for {pair}: the config does not match the models; set {fix}")
+        raise ConfigError(f"REVIEWKD for {pair}: the config does not match the models; set {fix}")
 
 
 @register_distiller("REVIEWKD", config=_C)
@@ -124,7 +125,7 @@ class ReviewKD(Distiller):
         for role, name, feats, key in (("student", cfg.DISTILLER.STUDENT, feats_s, self.student_key),
                                        ("teacher", cfg.DISTILLER.TEACHER, feats_t, "preact_feats")):
             if not feats.get(key):
-                raise ValueError(f"REVIEWKD cannot use {name} as the {role}: it returns no feats[{key!r}]"
+                raise ConfigError(f"REVIEWKD cannot use {name} as the {role}: it returns no feats[{key!r}]"
                                  + (" (set REVIEWKD.STU_PREACT False)" if role == "student" else ""))
         _check_levels(cfg, _levels(feats_s, self.student_key), _levels(feats_t, "preact_feats")[1:])
         self.shapes = [int(s) for s in rc.SHAPES]

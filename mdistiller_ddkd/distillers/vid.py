@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from yacs.config import CfgNode as CN
 
+from ..errors import ConfigError
 from ..losses.feature import vid_loss
 from .base import Distiller, probe_features, probe_input_size
 from .registry import register_distiller
@@ -50,7 +51,7 @@ class VIDRegressor(nn.Module):
         )
         self.eps = eps
         if init_pred_var <= eps:
-            raise ValueError(f"VID.INIT_PRED_VAR ({init_pred_var}) must exceed VID.EPS ({eps}): the variance is "
+            raise ConfigError(f"VID.INIT_PRED_VAR ({init_pred_var}) must exceed VID.EPS ({eps}): the variance is "
                              f"softplus(alpha) + EPS")
         # softplus(alpha) + eps == init_pred_var at the start (upstream's log(exp(v - eps) - 1)). An nn.Parameter
         # of this module, so it is optimised: mdistiller keeps these in a plain Python list that its
@@ -97,7 +98,7 @@ class VID(Distiller):
         feat_t = probe_features(teacher, size)[1]["feats"]
         self.num_pairs = min(len(feat_s), len(feat_t)) - 1
         if self.num_pairs < 1:
-            raise ValueError("VID needs at least two stages in both networks")
+            raise ConfigError("VID needs at least two stages in both networks")
         self.regressors = nn.ModuleList(
             VIDRegressor(s.shape[1], t.shape[1], cfg.VID.INIT_PRED_VAR, cfg.VID.EPS)
             for s, t in zip(feat_s[1 : 1 + self.num_pairs], feat_t[1 : 1 + self.num_pairs])

@@ -8,8 +8,11 @@ from typing import Optional, Tuple
 from torch import nn
 
 from ..distillers import Distiller, get_distiller_class
+from ..download import DownloadError, TeacherArchiveError, ensure_cifar_teachers
+from ..errors import ConfigError, MissingInputError
 from ..models import get_model, model_zoo, zoo_for
 from .checkpoint import load_model_weights
+
 
 def teacher_checkpoint_path(cfg) -> Optional[str]:
     """``DISTILLER.TEACHER_CKPT`` or, when empty, the zoo's released checkpoint for the teacher (mdistiller's
@@ -37,8 +40,8 @@ def build_teacher(cfg, num_classes: int, allow_download: bool = True) -> nn.Modu
     if path is None:
         try:  # a zoo with downloadable weights (ImageNet: torchvision's)
             return get_model(cfg.DISTILLER.TEACHER, dataset_type, num_classes, pretrained=True)
-        except ValueError:
-            raise FileNotFoundError(
+        except ConfigError:  # the zoo has no downloadable weights for it
+            raise MissingInputError(
                 f"no teacher checkpoint for {cfg.DISTILLER.TEACHER}: none is released for it; "
                 f"set DISTILLER.TEACHER_CKPT to a checkpoint of your own"
             ) from None
@@ -46,7 +49,7 @@ def build_teacher(cfg, num_classes: int, allow_download: bool = True) -> nn.Modu
     if not os.path.isfile(path) and not cfg.DISTILLER.TEACHER_CKPT and allow_download and cfg.DATASET.DOWNLOAD:
         _try_download_teachers(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(_missing_teacher_message(cfg, path))
+        raise MissingInputError(_missing_teacher_message(cfg, path))
     load_model_weights(teacher, path, what=f"teacher ({cfg.DISTILLER.TEACHER})")
     return teacher
 
@@ -60,10 +63,8 @@ def _try_download_teachers(path: str) -> None:
         return
     dest_root = normalized.split(marker)[0] or "."
     try:
-        from ..download import ensure_cifar_teachers
-
         ensure_cifar_teachers(dest_root)
-    except Exception as err:  # offline, unreachable, corrupt: reported with the missing-file message
+    except (DownloadError, TeacherArchiveError) as err:  # offline, unreachable, corrupt: then the missing file
         print(f"[mdistiller_ddkd] automatic teacher download failed: {err}")
 
 

@@ -11,12 +11,18 @@ from __future__ import annotations
 import os
 from typing import Iterable, Optional, Sequence
 
+import torch
 import yaml
 from yacs.config import CfgNode as CN
 
 from .. import dataset as _datasets  # registers every dataset and its config node
 from .. import distillers as _distillers  # registers every method and its config node
-from ..errors import ConfigError
+from ..configs_path import packaged_config
+from ..errors import ConfigError, MissingInputError, UnknownNameError
+from ..models import model_names
+from .distributed import DEVICE_CHOICES
+from .precision import AMP_CHOICES
+from .update import registered_update_rules
 
 
 def _experiment_and_data(cfg: CN) -> None:
@@ -113,7 +119,7 @@ def _check_unread_compat_keys(cfg: CN) -> None:
     for node, key in _UNREAD_INPUT_SIZE_KEYS:
         value = list(cfg[node][key])
         if value not in (_UPSTREAM_INPUT_SIZE, expected):
-            raise ValueError(f"{node}.{key} = {value} is not read here: feature shapes are probed at the input size "
+            raise ConfigError(f"{node}.{key} = {value} is not read here: feature shapes are probed at the input size "
                              f"DATASET.TYPE {cfg.DATASET.TYPE} registers ({expected}); remove the key")
 
 
@@ -123,12 +129,12 @@ def build_default_config() -> CN:
     cfg = _base_config()
     for name, node in sorted(_distillers.config_nodes.items()):
         if name in cfg:
-            raise KeyError(f"config node {name!r} is declared by a method and by the base config")
+            raise ValueError(f"config node {name!r} is declared by a method and by the base config")
         cfg[name] = node.clone()
     for info in _datasets.DATASETS.values():
         if info.config is not None:
             if info.config_key in cfg.DATASET:
-                raise KeyError(f"config node DATASET.{info.config_key} is declared twice")
+                raise ValueError(f"config node DATASET.{info.config_key} is declared twice")
             cfg.DATASET[info.config_key] = info.config.clone()
     _unread_compat_keys(cfg)
     return cfg
@@ -142,11 +148,9 @@ def resolve_config_path(path: str) -> str:
     shipped with the package (so ``configs/cifar100/ddkd/vgg13_mv2.yaml`` works from any folder)."""
     if os.path.isfile(path):
         return path
-    from ..configs_path import packaged_config
-
     found = packaged_config(path)
     if found is None:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"config file {path!r} not found (neither relative to {os.getcwd()} nor among the packaged "
             f"configs; list them with `python tools/train.py --list-configs`)"
         )
@@ -180,20 +184,25 @@ def load_config(cfg_file: Optional[str] = None, opts: Sequence[str] = (), base: 
     Unknown keys are an error (yacs); the message names the key and what to do.
     """
     cfg = (base or build_default_config()).clone()
+    if opts and len(opts) % 2:
+        raise ConfigError(f"command-line overrides must be KEY VALUE pairs, got {list(opts)}")
+    data = read_config_file(resolve_config_path(cfg_file)) if cfg_file else None
+    where = f"config {cfg_file}" if data is not None else "overrides"
     try:
-        if cfg_file:
-            cfg.merge_from_other_cfg(CN(read_config_file(resolve_config_path(cfg_file))))
+        if data is not None:
+            cfg.merge_from_other_cfg(CN(data))
+            where = "overrides"
         if opts:
-            if len(opts) % 2:
-                raise ValueError(f"command-line overrides must be KEY VALUE pairs, got {list(opts)}")
             cfg.merge_from_list(list(opts))
     except (KeyError, AssertionError) as err:  # yacs: KeyError from files, AssertionError from lists
-        raise KeyError(
+        raise UnknownNameError(
             f"{err.args[0] if err.args else err} — check the spelling against the defaults in "
             f"mdistiller_ddkd/engine/cfg.py (or the method's or dataset's own file)"
         ) from None
+    except ValueError as err:  # yacs: a value of another type than the default's ("Type mismatch ...")
+        raise ConfigError(f"{where}: {err}") from None
     except TypeError as err:  # yacs, for keys that are not strings (e.g. a YAML key `1:`)
-        raise ConfigError(f"config {cfg_file or 'overrides'}: {err} — config keys are upper-case names") from None
+        raise ConfigError(f"{where}: {err} — config keys are upper-case names") from None
     validate_config(cfg)
     cfg.freeze()
     return cfg
@@ -201,10 +210,6 @@ def load_config(cfg_file: Optional[str] = None, opts: Sequence[str] = (), base: 
 
 def _choices():
     """(node, key) -> the valid values; registries supply the open-ended ones."""
-    from ..models import model_names
-    from .distributed import DEVICE_CHOICES
-    from .precision import AMP_CHOICES
-    from .update import registered_update_rules
 
     return {
         ("SOLVER", "DEVICE"): DEVICE_CHOICES,
@@ -229,8 +234,8 @@ def validate_config(cfg: CN) -> None:
             value = str(value).upper()
         if value not in choices:
             if (node, key) == ("DISTILLER", "TYPE"):
-                _distillers.get_distiller_class(cfg.DISTILLER.TYPE)  # raises KeyError listing the methods
-            raise ValueError(f"{node}.{key} = {cfg[node][key]!r} is not one of {', '.join(map(str, choices))}")
+                _distillers.get_distiller_class(cfg.DISTILLER.TYPE)  # raises UnknownNameError listing the methods
+            raise UnknownNameError(f"{node}.{key} = {cfg[node][key]!r} is not one of {', '.join(map(str, choices))}")
     _check_unread_compat_keys(cfg)
     _check_values(cfg)
     _check_device_available(cfg)
@@ -275,7 +280,6 @@ def _check_values(cfg: CN) -> None:
 
 
 def _check_device_available(cfg: CN) -> None:
-    import torch
 
     if cfg.SOLVER.DEVICE == "cuda" and not torch.cuda.is_available():
         raise ConfigError("SOLVER.DEVICE is 'cuda' but no CUDA device is available here; use SOLVER.DEVICE cpu "

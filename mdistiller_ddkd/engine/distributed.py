@@ -4,12 +4,16 @@ and many GPUs under torchrun."""
 from __future__ import annotations
 
 import os
-import random
 from dataclasses import dataclass
+from typing import List
 
-import numpy as np
 import torch
 
+from ..errors import ConfigError, DeviceError
+from ..rng import seed_everything
+
+__all__ = ["DEVICE_CHOICES", "Runtime", "all_reduce_sum", "gather_objects", "init_runtime", "seed_everything",
+           "select_device", "shutdown_runtime"]
 
 #: the valid values of ``SOLVER.DEVICE``
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -37,11 +41,11 @@ def select_device(name: str, local_rank: int = 0) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("SOLVER.DEVICE is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+            raise DeviceError("SOLVER.DEVICE is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
         return torch.device("cuda", local_rank)
     if name == "cpu":
         return torch.device("cpu")
-    raise ValueError(f"SOLVER.DEVICE {name!r} is not one of {', '.join(DEVICE_CHOICES)}")
+    raise ConfigError(f"SOLVER.DEVICE {name!r} is not one of {', '.join(DEVICE_CHOICES)}")
 
 
 def init_runtime(device_name: str) -> Runtime:
@@ -64,16 +68,18 @@ def shutdown_runtime(runtime: Runtime) -> None:
         torch.distributed.destroy_process_group()
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
 def all_reduce_sum(values: torch.Tensor, runtime: Runtime) -> torch.Tensor:
     """Sum a tensor over ranks (identity when not distributed)."""
     if runtime.distributed:
         values = values.clone()
         torch.distributed.all_reduce(values, op=torch.distributed.ReduceOp.SUM)
     return values
+
+
+def gather_objects(obj, runtime: Runtime) -> List:
+    """``[obj of rank 0, obj of rank 1, ...]`` (``[obj]`` when not distributed)."""
+    if not runtime.distributed:
+        return [obj]
+    out: List = [None] * runtime.world_size
+    torch.distributed.all_gather_object(out, obj)
+    return out

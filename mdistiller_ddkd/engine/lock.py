@@ -14,7 +14,7 @@ import time
 import weakref
 from typing import Optional
 
-from ..errors import OutputLockedError
+from ..errors import OutputLockedError, disk_errors
 
 try:
     import fcntl
@@ -87,15 +87,20 @@ class OutputLock:
     def acquire(self) -> "OutputLock":
         if self.held:
             return self
-        for _ in range(20):  # retried only if the file is replaced between open and lock
-            fd = self._try_flock() if fcntl is not None else self._try_exclusive()
-            if fd is not None:
-                os.ftruncate(fd, 0)
-                os.write(fd, _holder_text().encode())
-                os.fsync(fd)
-                self._fd = fd
-                _HELD.add(self)
-                return self
+        with disk_errors(f"taking the lock {self.path}"):
+            for _ in range(20):  # retried only if the file is replaced between open and lock
+                fd = self._try_flock() if fcntl is not None else self._try_exclusive()
+                if fd is not None:
+                    self._fd = fd
+                    _HELD.add(self)
+                    try:
+                        os.ftruncate(fd, 0)
+                        os.write(fd, _holder_text().encode())
+                        os.fsync(fd)
+                    except BaseException:
+                        self.release()
+                        raise
+                    return self
         raise self._refuse("lock file keeps changing")
 
     def _try_flock(self) -> Optional[int]:

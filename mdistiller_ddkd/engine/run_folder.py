@@ -22,8 +22,8 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from .checkpoint import (load_checkpoint, remove_stale_temp_files, save_checkpoint_atomic,
-                         write_text_atomic)
+from ..fileio import make_dirs, remove_stale_temp_files, write_text_atomic
+from .checkpoint import load_checkpoint, save_checkpoint_atomic
 from .lock import OutputLock
 
 LATEST, BEST, STUDENT_LATEST, STUDENT_BEST = "latest", "best", "student_latest", "student_best"
@@ -84,7 +84,7 @@ class RunFolder:
         while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
             missing.append(folder)
             folder = os.path.dirname(folder)
-        os.makedirs(self.path, exist_ok=True)
+        make_dirs(self.path)
         self._created = missing
         self.lock.acquire()
 
@@ -103,15 +103,28 @@ class RunFolder:
         self._created = []
 
     # ------------------------------------------------------------------ writes
+    def start(self, config_text: str) -> None:
+        """A fresh run: remove what a killed writer left half-written, write config.yaml."""
+        remove_stale_temp_files(self.path)
+        self.write_config(config_text)
+
+    def write_config(self, config_text: str) -> None:
+        """config.yaml: what the next ``--resume`` compares its config with."""
+        self.write_text_if_changed(CONFIG, config_text)
+
     def write_text_if_changed(self, name: str, text: str) -> bool:
         if _read_text(self.file(name)) == text:
             return False
         write_text_atomic(self.file(name), text)
         return True
 
-    def commit_epoch(self, state: Dict, test_acc: float, is_best: bool, keep_copy: bool) -> None:
-        """Save the epoch: ``latest`` first (the commit point), then what is derived from it."""
+    def commit_latest(self, state: Dict) -> None:
+        """The epoch's commit point: ``latest``; then ``write_derived``."""
         save_checkpoint_atomic(state, self.file(LATEST))
+
+    def write_derived(self, state: Dict, test_acc: float, is_best: bool, keep_copy: bool) -> None:
+        """What an epoch's ``latest`` implies: ``student_latest``, ``best`` / ``student_best`` for a new best,
+        a due ``epoch_N`` copy (``repair`` rebuilds whatever a crash left out)."""
         student = student_checkpoint(state, test_acc)
         if is_best:
             save_checkpoint_atomic(state, self.file(BEST))

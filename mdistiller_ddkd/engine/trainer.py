@@ -1,47 +1,43 @@
 """The one trainer: every method, CPU / one GPU / torchrun+DDP, AMP, resumable.
 
 A method plugs in through the distiller API only (``forward_train`` returning a dict of summable losses,
-``train_batch_layout`` / ``wrap_train_set`` for the extra batch items it needs); the update is the
-``SOLVER.TRAINER`` rule and extra work is done by hooks. There are no per-method training loops.
-
-Reliability: one process writes an output folder (its lock); each epoch commits ``latest`` first and
-derives the other files from it (``run_folder.py``); ``--resume`` checks the config (``resume_check.py``),
-repairs what a kill left behind and continues bit-identically on CPU — the data order and augmentation are
-functions of (seed, epoch, position) (``dataset/sampling.py``) and every rank's RNG state is saved. On
-SIGTERM / SIGINT (``signals.py``) the trainer finishes the step, saves a mid-epoch ``latest`` and stops.
+``train_batch_fields`` / ``wrap_train_set`` for the extra batch items it needs); the update is the
+``SOLVER.TRAINER`` rule (``update/``) and extra work is done by hooks (``hooks/``). There are no per-method
+training loops. This module holds the setup phases and the loop; the rest lives beside it: what the
+checkpoints and records hold (``state.py``), ``--resume`` (``resume.py``), the stop protocol
+(``stopping.py``), accuracy bookkeeping (``metrics.py``), the learning-rate schedule (``schedule.py``),
+the output folder (``run_folder.py``).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
+import sys
 import time
-from contextlib import nullcontext
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import torch
 from torch import nn
 
 from ..dataset import get_dataset, set_train_position
 from ..distillers import get_distiller_class
-from ..errors import CheckpointReadError, ConfigError, ResumeMismatchError, Stopped, UserError
+from ..errors import DiskError, MissingInputError, OutputExistsError, UserError
+from ..rng import seed_everything
 from .build import build_distiller
 from .cfg import output_dir_name
-from .checkpoint import (CheckpointMismatchError, describe_state_dict_mismatch, remove_stale_temp_files, rng_state,
-                         set_rng_state)
-from .distributed import Runtime, all_reduce_sum, init_runtime, seed_everything, shutdown_runtime
+from .distributed import Runtime, init_runtime, shutdown_runtime
+from .events import EventLog
 from .hooks import StepState, TrainerHook, build_hooks
+from .metrics import EpochSums, evaluate
 from .precision import AMP_CHOICES, autocast_context
-from .resume_check import check_resume_config, describe
-from .run_folder import CONFIG, LATEST, RunFolder, worklog_line  # noqa: F401 (worklog_line: public here too)
-from .signals import signal_name, stop_exit_code, stop_requested
+from .resume import resume_run
+from .resume_check import check_resume_config
+from .run_folder import CONFIG, LATEST, RunFolder
+from .schedule import learning_rate
+from .state import RunProgress, results_record, training_state
+from .stopping import stop_between_epochs, stop_inside_epoch
 from .update import get_update_rule
-from .. import diagnostics  # noqa: F401,E402 (registers the LOG.DIAGNOSTICS hook)
-
-#: what a ``latest`` written by this trainer always holds
-LATEST_KEYS = ("epoch", "model", "optimizer", "best_acc", "scaler", "rng")
 
 
 class NonFiniteLossError(UserError, RuntimeError):
@@ -50,101 +46,17 @@ class NonFiniteLossError(UserError, RuntimeError):
     exit_code = 3
 
 
-def learning_rate(cfg, epoch: int) -> float:
-    """mdistiller's step decay: ``LR * DECAY_RATE ** (number of stages with epoch > stage)`` (epoch 1-based)."""
-    passed = sum(1 for stage in cfg.SOLVER.LR_DECAY_STAGES if epoch > stage)
-    return cfg.SOLVER.LR * cfg.SOLVER.LR_DECAY_RATE**passed
-
-
-def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: Sequence[int] = (1, 5)) -> List[torch.Tensor]:
-    """Number of samples whose target is among the top-k predictions, for each k."""
-    maxk = min(max(ks), logits.shape[1])
-    pred = logits.topk(maxk, dim=1).indices
-    hits = pred.eq(target[:, None])
-    return [hits[:, : min(k, maxk)].any(dim=1).sum() for k in ks]
-
-
 def experiment_dir(cfg) -> str:
     """``LOG.PREFIX/EXPERIMENT.PROJECT/<NAME or TAG>`` as mdistiller."""
     return os.path.join(cfg.LOG.PREFIX, cfg.EXPERIMENT.PROJECT, output_dir_name(cfg))
-
-
-def gather_objects(obj, runtime: Runtime) -> List:
-    """``[obj of rank 0, obj of rank 1, ...]`` (``[obj]`` when not distributed)."""
-    if not runtime.distributed:
-        return [obj]
-    out: List = [None] * runtime.world_size
-    torch.distributed.all_gather_object(out, obj)
-    return out
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, loader, device: torch.device, runtime: Optional[Runtime] = None,
-             autocast=nullcontext, memory_format=torch.contiguous_format) -> Dict[str, float]:
-    """Top-1/top-5 accuracy (%) and mean cross-entropy of ``model(image=...)`` (a distiller in eval mode
-    returns the student's logits) over ``loader``; summed over ranks, so it equals a single-process
-    evaluation of the same weights."""
-    model.eval()
-    totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, top1, top5, count
-    for image, target in loader:
-        image = image.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-        target = target.to(device, non_blocking=True)
-        with autocast():
-            logits = model(image=image)
-        logits = logits.float()
-        top1, top5 = topk_correct(logits, target, (1, 5))
-        loss = nn.functional.cross_entropy(logits, target, reduction="sum")
-        totals += torch.stack([loss.double(), top1.double(), top5.double(),
-                               torch.tensor(float(target.shape[0]), dtype=torch.float64, device=device)])
-    if runtime is not None:
-        totals = all_reduce_sum(totals, runtime)
-    count = max(float(totals[3]), 1.0)
-    return {"test_acc": 100.0 * float(totals[1]) / count, "test_acc_top5": 100.0 * float(totals[2]) / count,
-            "test_loss": float(totals[0]) / count}
-
-
-@dataclass
-class EpochSums:
-    """This rank's running sums over an epoch: loss·batch, correct, count (float64) and each loss term·batch;
-    saved in a mid-epoch checkpoint so a resumed epoch reports the same means."""
-
-    totals: torch.Tensor
-    terms: Dict[str, float]
-
-    @classmethod
-    def zeros(cls, device: torch.device) -> "EpochSums":
-        return cls(torch.zeros(3, dtype=torch.float64, device=device), {})
-
-    @classmethod
-    def from_state(cls, state: Dict, device: torch.device) -> "EpochSums":
-        return cls(state["totals"].to(device), dict(state["terms"]))
-
-    def state(self) -> Dict:
-        return {"totals": self.totals.detach().cpu(), "terms": dict(self.terms)}
-
-    def add(self, loss: torch.Tensor, logits: torch.Tensor, target: torch.Tensor, losses: Dict) -> None:
-        batch_size = target.shape[0]
-        self.totals += torch.stack([
-            loss.detach().double() * batch_size,
-            topk_correct(logits.detach(), target, (1,))[0].double(),
-            torch.tensor(float(batch_size), dtype=torch.float64, device=self.totals.device),
-        ])
-        for k, v in losses.items():
-            self.terms[k] = self.terms.get(k, 0.0) + float(v.detach()) * batch_size
-
-    def record(self, lr: float, runtime: Runtime) -> Dict[str, float]:
-        totals = all_reduce_sum(self.totals, runtime)
-        count = max(float(totals[2]), 1.0)
-        return {"lr": lr, "train_loss": float(totals[0]) / count, "train_acc": 100.0 * float(totals[1]) / count,
-                **{f"train_{k}": v / count for k, v in self.terms.items()}}
 
 
 class Trainer:
     """Trains ``cfg.DISTILLER.TYPE`` and writes mdistiller's output folder.
 
     Setup runs in named phases (``setup_runtime``, ``setup_claim``, ``setup_data``, ``setup_distiller``,
-    ``setup_update``, ``setup_parallel``, ``setup_output``); extra work plugs in as ``TrainerHook``s
-    (``engine/hooks.py``) and the parameter update is the ``SOLVER.TRAINER`` rule (``engine/update.py``).
+    ``setup_update``, ``setup_parallel``, ``setup_output``, ``setup_hooks``); extra work plugs in as
+    ``TrainerHook``s and the parameter update is the ``SOLVER.TRAINER`` rule.
     ``allow_changes`` (``--resume-with-changes``) resumes despite a config that changes the run's maths.
     """
 
@@ -155,8 +67,9 @@ class Trainer:
         self.folder = RunFolder(experiment_dir(cfg))
         self.output_dir = self.folder.path
         self.allow_changes = allow_changes
-        self.writer = None
+        self.writer: Optional[EventLog] = None
         self.runtime: Optional[Runtime] = None
+        self.progress = RunProgress()
         try:
             self.setup_runtime(runtime, show_progress)
             self.setup_claim(resume)
@@ -165,7 +78,7 @@ class Trainer:
             self.setup_update()
             self.setup_parallel()
             self.setup_output(resume)
-            self.hooks: List[TrainerHook] = build_hooks(cfg)
+            self.setup_hooks()
         except BaseException:
             self.release_output()
             raise
@@ -183,16 +96,15 @@ class Trainer:
     def setup_claim(self, resume: bool) -> None:
         """Before any work: lock the output folder (rank 0), refuse to overwrite a run, and on ``--resume``
         compare the config with the run's ``config.yaml``."""
-        self.resume_changes = []
+        self.resume_changes: List = []
         if not self.runtime.is_main:
             return
-        latest = self.folder.file(LATEST)
         if resume and not self.folder.has_run():
-            raise FileNotFoundError(f"--resume: no checkpoint {latest}; start without --resume")
+            raise MissingInputError(f"--resume: no checkpoint {self.folder.file(LATEST)}; start without --resume")
         self.folder.claim()
         if not resume and self.folder.has_run():
-            raise FileExistsError(f"{self.output_dir} already holds a run (latest); pass --resume to continue it, or "
-                                  f"choose another EXPERIMENT.NAME / LOG.PREFIX")
+            raise OutputExistsError(f"{self.output_dir} already holds a run (latest); pass --resume to continue it, "
+                                    f"or choose another EXPERIMENT.NAME / LOG.PREFIX")
         if resume:
             self.resume_changes = check_resume_config(self.folder.file(CONFIG), self.cfg, self.allow_changes)
 
@@ -233,25 +145,20 @@ class Trainer:
 
     def setup_output(self, resume: bool) -> None:
         """The state of ``latest`` (resume; the folder is repaired) or a fresh config.yaml; then the
-        TensorBoard writer. Nothing in the folder changes before every check has passed."""
-        self.start_epoch, self.start_step = 1, 0
-        self.best_acc = self.best_acc_top5 = -1.0
-        self.history: List[Dict] = []
-        self.committed_epoch = 0
-        self.latest_holds: Optional[str] = None  # what `latest` holds ("epoch 3", "epoch 4, step 2"), if any
-        self._resume_sums: Optional[Dict] = None
+        TensorBoard log. Nothing in the folder changes before every check has passed."""
         if resume:
-            self._resume()
+            resume_run(self)
         elif self.runtime.is_main:
-            remove_stale_temp_files(self.output_dir)
-            self.folder.write_text_if_changed(CONFIG, self.cfg.dump())
+            self.folder.start(self.cfg.dump())
         if self.runtime.is_main:
-            from tensorboardX import SummaryWriter
-
             self.folder.keep()
-            self.writer = SummaryWriter(os.path.join(self.output_dir, "train.events"))
+            self.writer = EventLog(os.path.join(self.output_dir, "train.events"))
 
-    # ------------------------------------------------------------------ hooks
+    def setup_hooks(self) -> None:
+        """The built-in and plugins' hooks this config wants."""
+        self.hooks: List[TrainerHook] = build_hooks(self.cfg)
+
+    # ------------------------------------------------------------------ helpers of the loop
     def batch_to_kwargs(self, batch, epoch: int) -> Dict:
         """Name the batch items (the method's ``train_batch_fields``) and move them to the device; the
         distiller gets them as keyword arguments."""
@@ -269,23 +176,23 @@ class Trainer:
         for hook in self.hooks:
             getattr(hook, point)(self, *args)
 
-    def after_epoch(self, epoch: int, record: Dict) -> None:
-        """Called on every rank after validation and checkpointing."""
-        self.call_hooks("after_epoch", epoch, record)
-
-    # ------------------------------------------------------------------ loop
     def autocast(self):
         return autocast_context(self.device, self.amp_dtype)
 
-    def _epoch_start(self, epoch: int):
-        """``(first step, running sums)``: from a mid-epoch checkpoint when resuming inside ``epoch``."""
-        if self._resume_sums is not None and epoch == self.start_epoch:
-            sums = EpochSums.from_state(self._resume_sums, self.device)
-            self._resume_sums = None
-            return self.start_step, sums
-        return 0, EpochSums.zeros(self.device)
+    def keep_copy(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` keeps an ``epoch_N`` copy (``LOG.SAVE_CHECKPOINT_FREQ``)."""
+        freq = self.cfg.LOG.SAVE_CHECKPOINT_FREQ
+        return freq > 0 and epoch % freq == 0
 
-    def _progress(self, epoch: int, first: int):
+    def state(self, epoch: int, partial: Optional[Dict] = None, sums: Optional[EpochSums] = None) -> Optional[Dict]:
+        """The checkpoint after ``epoch`` (or inside the next one), on every rank; None except on rank 0."""
+        return training_state(self.distiller, self.optimizer, self.scaler, self.progress, self.num_data,
+                              self.runtime, epoch, partial, sums)
+
+    def results(self, finished: bool) -> Dict:
+        return results_record(self.cfg, self.progress, self.distiller.get_extra_parameters(), finished)
+
+    def _progress_bar(self, epoch: int, first: int):
         if not self.show_progress:
             return self.train_loader
         from tqdm import tqdm
@@ -293,14 +200,31 @@ class Trainer:
         return tqdm(self.train_loader, total=self.steps_per_epoch, initial=first, desc=f"epoch {epoch}",
                     leave=False, dynamic_ncols=True, disable=None)  # None: no bar when not on a terminal
 
+    def _non_finite(self, epoch: int, step: int, losses: Dict) -> NonFiniteLossError:
+        terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
+        return NonFiniteLossError(
+            f"non-finite loss at epoch {epoch}, step {step + 1}: {terms}. Training stopped; "
+            f"{self.progress.describe_latest(self.output_dir)}. Lower SOLVER.LR, check the teacher checkpoint and "
+            f"data, or turn SOLVER.AMP off, then restart or --resume.")
+
+    def _stop_inside_epoch(self, epoch: int, next_step: int, sums: EpochSums) -> None:
+        def save_partial() -> None:
+            state = self.state(self.progress.committed_epoch, partial={"epoch": epoch, "step": next_step}, sums=sums)
+            if self.runtime.is_main:
+                self.folder.save_partial(state)
+
+        stop_inside_epoch(self.runtime, self.device, self.progress, epoch, next_step, self.steps_per_epoch,
+                          save_partial, self.folder.file(LATEST))
+
+    # ------------------------------------------------------------------ the loop
     def train_epoch(self, epoch: int) -> Dict[str, float]:
         lr = learning_rate(self.cfg, epoch)
         self.update_rule.set_lr(lr)
-        first, sums = self._epoch_start(epoch)
+        first, sums = self.progress.epoch_start(epoch, self.device)
         set_train_position(self.train_loader, epoch, first)
         self.call_hooks("before_epoch", epoch)
         self.model.train()
-        iterator = self._progress(epoch, first)
+        iterator = self._progress_bar(epoch, first)
         for step, batch in enumerate(iterator, start=first):
             kwargs = self.batch_to_kwargs(batch, epoch)
             with self.autocast():
@@ -339,134 +263,48 @@ class Trainer:
         results.json). The output folder's lock is released at the end, whatever happens."""
         try:
             if self.runtime.is_main:
-                extra = self.distiller.get_extra_parameters()
                 print(f"[mdistiller_ddkd] {self.cfg.DISTILLER.TYPE}: {self.cfg.DISTILLER.TEACHER} -> "
                       f"{self.cfg.DISTILLER.STUDENT} on {self.device} (world size {self.runtime.world_size}); "
-                      f"extra parameters: {extra}; output: {self.output_dir}", flush=True)
+                      f"extra parameters: {self.distiller.get_extra_parameters()}; output: {self.output_dir}",
+                      flush=True)
             self.call_hooks("before_train")
             try:
-                self._stop_between_epochs(self.start_epoch)
-                for epoch in range(self.start_epoch, self.cfg.SOLVER.EPOCHS + 1):
-                    self._run_epoch(epoch)
+                stop_between_epochs(self.runtime, self.device, self.progress, self.progress.start_epoch,
+                                    self.output_dir)
+                for epoch in range(self.progress.start_epoch, self.cfg.SOLVER.EPOCHS + 1):
+                    self.run_epoch(epoch)
                     if epoch < self.cfg.SOLVER.EPOCHS:
-                        self._stop_between_epochs(epoch + 1)
+                        stop_between_epochs(self.runtime, self.device, self.progress, epoch + 1, self.output_dir)
             finally:
                 self.call_hooks("after_train")
-                if self.writer is not None:
-                    self.writer.close()
+                self.close_event_log(failing=sys.exc_info()[0] is not None)
+        except DiskError as err:
+            raise DiskError(err.errno, f"{err.strerror}; {self.progress.describe_latest(self.output_dir)}, and "
+                            f"{self.progress.how_to_continue()}", err.filename) from None
         finally:
             self.release_output()
         return self.results(finished=True)
 
-    def _run_epoch(self, epoch: int) -> None:
+    def run_epoch(self, epoch: int) -> None:
+        """Train, validate, let hooks add columns, commit the epoch's files, tell the hooks."""
         start = time.time()
         record = {"epoch": epoch, **self.train_epoch(epoch)}
         record.update(self.validate())
         record["seconds"] = time.time() - start
         self.call_hooks("epoch_record", epoch, record)
-        self._end_of_epoch(epoch, record)
-        self.after_epoch(epoch, record)
+        self.commit_epoch(epoch, record)
+        self.call_hooks("after_epoch", epoch, record)
 
-    # ------------------------------------------------------------------ stopping
-    def _latest_description(self) -> str:
-        if self.latest_holds is None:
-            return "no checkpoint has been written yet (the first epoch did not finish)"
-        return f"the last good checkpoint ({self.latest_holds}) in {self.output_dir} is intact"
-
-    def _how_to_continue(self) -> str:
-        return "--resume continues from it" if self.latest_holds else "start the run again"
-
-    def _non_finite(self, epoch: int, step: int, losses: Dict) -> NonFiniteLossError:
-        terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
-        return NonFiniteLossError(
-            f"non-finite loss at epoch {epoch}, step {step + 1}: {terms}. Training stopped; "
-            f"{self._latest_description()}. Lower SOLVER.LR, check the teacher checkpoint and data, or turn "
-            f"SOLVER.AMP off, then restart or --resume.")
-
-    def _stop_signal(self) -> Optional[int]:
-        """The stop signal received by any rank (all ranks agree, so they stop at the same step)."""
-        signum = stop_requested() or 0
-        if self.runtime.distributed:
-            flag = torch.tensor([signum], device=self.device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            signum = int(flag.item())
-        return signum or None
-
-    def _stop_inside_epoch(self, epoch: int, next_step: int, sums: EpochSums) -> None:
-        """After a step: on a stop request, save a mid-epoch ``latest`` and stop (the epoch's last step
-        is followed by validation and the commit instead, and the stop comes right after)."""
-        if next_step >= self.steps_per_epoch:
-            return
-        signum = self._stop_signal()
-        if signum is None:
-            return
-        state = self._state(self.committed_epoch, partial={"epoch": epoch, "step": next_step}, sums=sums)
+    def commit_epoch(self, epoch: int, record: Dict) -> None:
+        """``latest`` (the commit point), the files derived from it, results, worklog and TensorBoard."""
+        is_best = self.progress.add_epoch(record)
+        state = self.state(epoch)
         if self.runtime.is_main:
-            self.folder.save_partial(state)
-        self.latest_holds = f"epoch {self.committed_epoch}, then epoch {epoch} up to step {next_step}"
-        raise Stopped(f"stopped by {signal_name(signum)} in epoch {epoch} after step {next_step} of "
-                      f"{self.steps_per_epoch}: {self.folder.file(LATEST)} holds this point; --resume continues "
-                      f"exactly from it (exit code {stop_exit_code(signum)})", stop_exit_code(signum))
-
-    def _stop_between_epochs(self, next_epoch: int) -> None:
-        signum = self._stop_signal()
-        if signum is not None:
-            raise Stopped(f"stopped by {signal_name(signum)} before epoch {next_epoch}: "
-                          f"{self._latest_description()}; {self._how_to_continue()} (exit code "
-                          f"{stop_exit_code(signum)})", stop_exit_code(signum))
-
-    # ------------------------------------------------------------------ bookkeeping
-    def results(self, finished: bool) -> Dict:
-        last = self.history[-1] if self.history else {}
-        cfg = self.cfg
-        return {
-            "method": cfg.DISTILLER.TYPE, "teacher": cfg.DISTILLER.TEACHER, "student": cfg.DISTILLER.STUDENT,
-            "dataset": cfg.DATASET.TYPE, "seed": cfg.EXPERIMENT.SEED,
-            "epoch": last.get("epoch", 0), "epochs": cfg.SOLVER.EPOCHS, "finished": finished,
-            "best_acc": self.best_acc, "best_acc_top5": self.best_acc_top5,
-            "last_acc": last.get("test_acc"), "last_acc_top5": last.get("test_acc_top5"),
-            "extra_parameters": self.distiller.get_extra_parameters(),
-            "history": self.history,
-        }
-
-    def _state(self, epoch: int, partial: Optional[Dict] = None, sums: Optional[EpochSums] = None) -> Optional[Dict]:
-        """The checkpoint of the run after ``epoch`` (or inside the next one: ``partial``), with every rank's
-        RNG state (and running sums); called on every rank, None except on rank 0."""
-        mine = {"rng": rng_state(), **({"sums": sums.state()} if sums is not None else {})}
-        rank_states = gather_objects(mine, self.runtime)
-        if not self.runtime.is_main:
-            return None
-        state = {
-            "epoch": epoch,
-            "model": self.distiller.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "best_acc": self.best_acc,
-            "best_acc_top5": self.best_acc_top5,
-            "scaler": self.scaler.state_dict(),
-            "rng": rank_states[0]["rng"],
-            "rank_states": rank_states,
-            "history": json.dumps(self.history),
-            "num_data": self.num_data,
-        }
-        if partial is not None:
-            state["partial"] = partial
-        return state
-
-    def _keep_copy(self, epoch: int) -> bool:
-        freq = self.cfg.LOG.SAVE_CHECKPOINT_FREQ
-        return freq > 0 and epoch % freq == 0
-
-    def _end_of_epoch(self, epoch: int, record: Dict) -> None:
-        """Commit the epoch: ``latest`` (the commit point), the files derived from it, results and worklog."""
-        is_best = record["test_acc"] > self.best_acc
-        if is_best:
-            self.best_acc, self.best_acc_top5 = record["test_acc"], record["test_acc_top5"]
-        self.history.append(record)
-        state = self._state(epoch)
-        self.committed_epoch, self.start_step, self.latest_holds = epoch, 0, f"epoch {epoch}"
+            self.folder.commit_latest(state)
+        self.progress.mark_committed(epoch)
         if not self.runtime.is_main:
             return
-        self.folder.commit_epoch(state, record["test_acc"], is_best, self._keep_copy(epoch))
+        self.folder.write_derived(state, record["test_acc"], is_best, self.keep_copy(epoch))
         self.folder.write_records(self.results(finished=epoch == self.cfg.SOLVER.EPOCHS))
         for key, value in record.items():
             if key != "epoch" and isinstance(value, float):
@@ -474,96 +312,21 @@ class Trainer:
         self.writer.flush()
         print(f"[mdistiller_ddkd] epoch {epoch}/{self.cfg.SOLVER.EPOCHS} lr {record['lr']:.4g} "
               f"train_loss {record['train_loss']:.4f} train_acc {record['train_acc']:.2f} "
-              f"test_acc {record['test_acc']:.2f} (top5 {record['test_acc_top5']:.2f}) best {self.best_acc:.2f} "
-              f"[{record['seconds']:.1f}s]", flush=True)
-
-    # ------------------------------------------------------------------ resume
-    def _check_latest(self, state) -> None:
-        """Refuse a ``latest`` that is not a trainer checkpoint, or that another run setup cannot continue."""
-        path = self.folder.file(LATEST)
-        missing = [k for k in LATEST_KEYS if not isinstance(state, dict) or k not in state]
-        if not missing and not (isinstance(state["epoch"], int) and isinstance(state["model"], dict)
-                                and all(torch.is_tensor(v) for v in state["model"].values())):
-            missing = ["an integer epoch and a state dict of tensors"]
-        if missing:
-            raise CheckpointReadError(f"{path} lacks {', '.join(missing)}: it is not a checkpoint written by "
-                                      f"ddkd-train; restore the run's own latest (or copy one of its epoch_N over it)")
-        if state["epoch"] > self.cfg.SOLVER.EPOCHS:
-            raise ConfigError(f"SOLVER.EPOCHS {self.cfg.SOLVER.EPOCHS} is below the {state['epoch']} epochs {path} "
-                              f"already holds; pass SOLVER.EPOCHS {state['epoch']} or more")
-        saved = state.get("num_data")
-        if saved is not None and saved != self.num_data and not self.allow_changes:
-            raise ResumeMismatchError(f"--resume: the run trained on {saved} images, the data now has "
-                                      f"{self.num_data} (DATASET.ROOT or the dataset changed); restore the data, or "
-                                      f"pass --resume-with-changes")
-        problems = describe_state_dict_mismatch(self.distiller, state["model"])
-        if problems:
-            raise CheckpointMismatchError(
-                f"{path} does not fit {self.cfg.DISTILLER.TYPE} ({self.cfg.DISTILLER.TEACHER} -> "
-                f"{self.cfg.DISTILLER.STUDENT}): {'; '.join(problems)} — resume with the run's own config")
-
-    def _load_state(self, state: Dict) -> None:
-        self.distiller.load_state_dict(state["model"])
-        try:
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scaler.load_state_dict(state["scaler"])
-        except (ValueError, KeyError, RuntimeError) as err:
-            raise CheckpointMismatchError(f"the optimizer state in {self.folder.file(LATEST)} does not fit this "
-                                          f"config ({err}) — resume with the run's own config") from None
-        self.best_acc = state["best_acc"]
-        self.best_acc_top5 = state.get("best_acc_top5", -1.0)
-        self.history = json.loads(state.get("history", "[]"))
-        self.committed_epoch = state["epoch"]
-        partial = state.get("partial")
-        self.start_epoch = partial["epoch"] if partial else state["epoch"] + 1
-        self.start_step = partial["step"] if partial else 0
-        self.latest_holds = f"epoch {state['epoch']}" + (f", then epoch {partial['epoch']} up to step "
-                                                          f"{partial['step']}" if partial else "")
-        self._restore_rank_state(state)
-
-    def _restore_rank_state(self, state: Dict) -> None:
-        """This rank's RNG state (and mid-epoch sums); a different world size cannot continue exactly."""
-        ranks = state.get("rank_states")
-        if ranks and len(ranks) == self.runtime.world_size:
-            mine = ranks[self.runtime.rank]
-        elif self.runtime.world_size == 1 and not ranks:
-            mine = {"rng": state["rng"]}  # a latest written before rank states were saved
-        else:
-            mine = {}
-            seed_everything(self.cfg.EXPERIMENT.SEED + self.runtime.rank + 1000 * state["epoch"])
-            self.resume_changes.append(f"world size {len(ranks or [0])} -> {self.runtime.world_size} (not exact)")
-        if "rng" in mine:
-            set_rng_state(mine["rng"])
-        self._resume_sums = mine.get("sums") if state.get("partial") else None
-        if state.get("partial") and self._resume_sums is None:
-            self.start_epoch, self.start_step = state["epoch"] + 1, 0  # redo the interrupted epoch whole
-
-    def _resume(self) -> None:
-        state = self.folder.load_latest()
-        self._check_latest(state)
-        try:
-            self._load_state(state)
-        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as err:
-            if isinstance(err, UserError):
-                raise
-            raise CheckpointReadError(f"{self.folder.file(LATEST)} is damaged ({type(err).__name__}: {err}); restore "
-                                      f"it, or copy one of the run's epoch_N over it") from None
-        if not self.runtime.is_main:
-            return
-        done = self.folder.repair(state, self._keep_copy)
-        finished = not state.get("partial") and state["epoch"] >= self.cfg.SOLVER.EPOCHS
-        self.folder.write_records(self.results(finished=finished))
-        where = (f"epoch {state['partial']['epoch']} after step {self.start_step}" if state.get("partial")
-                 else f"after epoch {state['epoch']}")
-        if self.resume_changes:
-            self.folder.note(f"resume {where}: changed {describe(map(str, self.resume_changes))}")
-        self.folder.write_text_if_changed(CONFIG, self.cfg.dump())  # what the next --resume compares with
-        if done:
-            self.folder.note(f"resume {where}: {', '.join(done)}")
-        print(f"[mdistiller_ddkd] resumed from {self.folder.file(LATEST)} ({where}, best {self.best_acc:.2f})"
-              + (f"; changed {describe(map(str, self.resume_changes))}" if self.resume_changes else ""), flush=True)
+              f"test_acc {record['test_acc']:.2f} (top5 {record['test_acc_top5']:.2f}) "
+              f"best {self.progress.best_acc:.2f} [{record['seconds']:.1f}s]", flush=True)
 
     # ------------------------------------------------------------------ end
+    def close_event_log(self, failing: bool) -> None:
+        """Close the TensorBoard log; while an error is on its way out, a failing close (the disk that caused
+        it is still full) must not replace that error."""
+        if self.writer is None:
+            return
+        try:
+            self.writer.close()
+        except DiskError:
+            if not failing:
+                raise
+
     def release_output(self) -> None:
         """Release the output folder's lock (safe to call more than once)."""
         if self.runtime is not None and self.runtime.is_main:

@@ -12,89 +12,23 @@ and ``register_model`` adds a model (to a new zoo, too) from any module.
 
 from __future__ import annotations
 
-import inspect
-from typing import Callable, Dict, List, Optional, Tuple
-
-from torch import nn
-
+# the built-in zoos: each module registers its models (the composition root of the model registry)
+from . import cifar, imagenet, tiny_imagenet  # noqa: F401
 from .cifar import CIFAR_TEACHERS, cifar_model_dict
 from .imagenet import imagenet_model_dict, load_torchvision_weights
-
-#: a zoo entry: (builder(num_classes=...[, pretrained=...]), default teacher checkpoint path or None)
-ZooEntry = Tuple[Callable[..., nn.Module], Optional[str]]
-
-#: zoo name -> {model name -> entry}
-MODEL_ZOOS: Dict[str, Dict[str, ZooEntry]] = {"cifar": cifar_model_dict, "imagenet": imagenet_model_dict}
+from .registry import MODEL_ZOOS, ZooEntry, get_model, model_names, model_zoo, register_model, register_zoo, zoo_for
 
 __all__ = [
     "CIFAR_TEACHERS",
     "MODEL_ZOOS",
+    "ZooEntry",
     "cifar_model_dict",
     "get_model",
     "imagenet_model_dict",
     "load_torchvision_weights",
+    "model_names",
     "model_zoo",
     "register_model",
+    "register_zoo",
     "zoo_for",
 ]
-
-
-def register_model(name: str, zoo: str = "cifar", checkpoint: Optional[str] = None) -> Callable:
-    """Decorator: add ``builder(num_classes=...)`` to ``zoo`` (created if new) as ``name``, with the path of
-    its default teacher checkpoint (relative to the working directory) when one is released."""
-
-    def wrap(builder):
-        models = MODEL_ZOOS.setdefault(zoo, {})
-        if name in models and models[name][0] is not builder:
-            raise KeyError(f"model {name!r} is registered twice in zoo {zoo!r}")
-        models[name] = (builder, checkpoint)
-        return builder
-
-    return wrap
-
-
-def model_zoo(zoo: str) -> Dict[str, ZooEntry]:
-    """The models of ``zoo``; an unknown zoo lists the known ones."""
-    try:
-        return MODEL_ZOOS[zoo]
-    except KeyError:
-        raise KeyError(f"unknown model zoo {zoo!r}; known: {', '.join(sorted(MODEL_ZOOS))}") from None
-
-
-def zoo_for(dataset: str) -> str:
-    """The zoo a dataset's models come from: the one its registration names (``cifar100`` -> ``cifar``);
-    a zoo name is accepted as itself."""
-    if dataset in MODEL_ZOOS:
-        return dataset
-    from ..dataset.registry import dataset_info
-
-    return dataset_info(dataset).model_zoo
-
-
-def model_names(dataset: str) -> List[str]:
-    """The valid ``DISTILLER.TEACHER`` / ``STUDENT`` names for ``dataset`` (a dataset or zoo name)."""
-    return sorted(model_zoo(zoo_for(dataset)))
-
-
-def get_model(name: str, dataset: str = "cifar100", num_classes: int = 100, pretrained: bool = False) -> nn.Module:
-    """Build the model ``name`` of ``dataset``'s zoo (a dataset or zoo name) with ``num_classes`` outputs.
-
-    ``pretrained=True`` needs a builder that takes ``pretrained`` (the ImageNet ResNets: torchvision's
-    IMAGENET1K_V1 weights, needing network access or the file in the torch hub cache); for others it
-    raises ValueError: load a teacher checkpoint instead. An unknown name lists the valid ones.
-    """
-    zoo = zoo_for(dataset)
-    models = model_zoo(zoo)
-    if name not in models:
-        raise KeyError(f"unknown model {name!r} for {dataset} (zoo {zoo!r}); valid: {', '.join(models)}")
-    builder, checkpoint = models[name]
-    takes_pretrained = "pretrained" in inspect.signature(builder).parameters
-    if pretrained and not takes_pretrained:
-        raise ValueError(
-            f"model {name!r} has no downloadable pretrained weights; load a checkpoint "
-            f"(e.g. {checkpoint or 'download_ckpts/cifar_teachers/<name>_vanilla/ckpt_epoch_240.pth'})"
-        )
-    return builder(num_classes=num_classes, pretrained=pretrained) if takes_pretrained else builder(num_classes=num_classes)
-
-
-from . import tiny_imagenet  # noqa: E402,F401  (registers the tiny_imagenet zoo)

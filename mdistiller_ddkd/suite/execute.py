@@ -11,6 +11,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, TextIO
 
+import torch
+
+from ..errors import disk_errors
 from .plan import Plan, Run, read_results
 from .progress import Progress
 
@@ -38,8 +41,6 @@ def detect_gpus() -> List[str]:
     if visible is not None:
         return [g.strip() for g in visible.split(",") if g.strip() and g.strip() != "-1"]
     try:
-        import torch
-
         return [str(i) for i in range(torch.cuda.device_count())]
     except Exception:  # no usable CUDA runtime: CPU only
         return []
@@ -192,11 +193,12 @@ def execute_plan(plan: Plan, jobs: int = 1, gpus: Optional[Sequence[str]] = None
 
 
 def _start(run: Run, gpu: Optional[str], jobs: int, launcher: Optional[Sequence[str]]) -> _Active:
-    os.makedirs(run.output_dir, exist_ok=True)
-    log = open(os.path.join(run.output_dir, "suite.log"), "a", encoding="utf-8")
     command = run.command(launcher)
-    log.write(f"$ {' '.join(command)}\n")
-    log.flush()
+    with disk_errors(f"starting the log of {run.name}"):
+        os.makedirs(run.output_dir, exist_ok=True)
+        log = open(os.path.join(run.output_dir, "suite.log"), "a", encoding="utf-8")
+        log.write(f"$ {' '.join(command)}\n")
+        log.flush()
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=child_env(gpu, jobs),
                                stdin=subprocess.DEVNULL)
     return _Active(run, process, log, gpu, time.time())

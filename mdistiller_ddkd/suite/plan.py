@@ -17,6 +17,10 @@ import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from ..configs_path import list_packaged_configs
+from ..distillers import distiller_dict
+from ..engine.cfg import resolve_config_path
+from ..errors import ConfigError
 from .spec import Pair, SuiteSpec
 
 TRAIN_MODULE = "mdistiller_ddkd.cli.train"
@@ -97,8 +101,6 @@ class Plan:
             out.append(f"suite {self.suite.name!r}: {len(self.missing_configs)} config file(s) missing:\n"
                        + "\n".join(lines))
         if self.unknown_methods:
-            from ..distillers import distiller_dict
-
             out.append(f"suite {self.suite.name!r}: method(s) {', '.join(self.unknown_methods)} not registered "
                        f"(registered: {', '.join(sorted(distiller_dict))})")
         return out
@@ -137,11 +139,10 @@ def _fill(template: str, method: str, pair: Pair, model: str) -> str:
         return template.format(method=method.lower(), METHOD=method.upper(), pair=pair.name, teacher=pair.teacher,
                                student=pair.student, model=model)
     except (KeyError, IndexError) as err:
-        raise ValueError(f"config template {template!r}: unknown field {err}") from None
+        raise ConfigError(f"config template {template!r}: unknown field {err}") from None
 
 
 def _config_exists(path: str) -> bool:
-    from ..engine.cfg import resolve_config_path
 
     try:
         resolve_config_path(path)
@@ -196,8 +197,6 @@ class _Planner:
     def _leave_out(self, method: str, pair: Pair, model: str, config: str) -> None:
         if config not in self.not_runnable:
             if self._packaged is None:
-                from ..configs_path import list_packaged_configs
-
                 self._packaged = list_packaged_configs()
             self.not_runnable[config] = NotRunnable(method, pair, model, config,
                                                     missing_config_reason(config, self._packaged))
@@ -241,7 +240,6 @@ def plan_suite(spec: SuiteSpec, extra_overrides: Sequence[str] = (), output: Opt
     are checked against the distiller registry (so plugins' methods count once ``plugins`` are loaded);
     ``plugins`` are also passed on to every training command.
     """
-    from ..distillers import distiller_dict
 
     planner = _Planner(spec, extra_overrides, output, plugins)
     teachers = planner.teachers()

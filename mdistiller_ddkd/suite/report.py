@@ -17,8 +17,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ..errors import ConfigError, MissingInputError
 from ..tables import markdown_table
-from .paper import paper_pairs, paper_value, pair_name
+from .paper import pair_name, paper_pairs, paper_value
 
 METRICS = ("best", "last")
 #: method columns in the paper's order; others follow alphabetically
@@ -101,7 +102,7 @@ def load_results(roots: Iterable[str], include_unfinished: bool = False) -> List
     seen = set()
     for root in roots:
         if not os.path.exists(root):
-            raise FileNotFoundError(f"no such folder: {root}")
+            raise MissingInputError(f"no such folder: {root}")
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
             if "results.json" not in filenames:
@@ -132,9 +133,9 @@ def _number(value) -> Optional[float]:
 
 def _value_key(metric: str, topk: int) -> str:
     if metric not in METRICS:
-        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        raise ConfigError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
     if topk not in (1, 5):
-        raise ValueError(f"topk must be 1 or 5, got {topk}")
+        raise ConfigError(f"topk must be 1 or 5, got {topk}")
     return f"{metric}_acc" + ("_top5" if topk == 5 else "")
 
 
@@ -260,7 +261,7 @@ def render(tables: Sequence[Table], fmt: str = "markdown", with_paper: bool = Tr
         return "".join(to_csv(t) for t in tables)
     if fmt == "markdown":
         return "\n\n".join(to_markdown(t, with_paper) for t in tables)
-    raise ValueError(f"format must be markdown, csv or json, got {fmt!r}")
+    raise ConfigError(f"format must be markdown, csv or json, got {fmt!r}")
 
 
 def suite_report(roots: Sequence[str], metric: str = "best", topk: int = 1, fmt: str = "markdown",

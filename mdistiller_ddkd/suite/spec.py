@@ -29,8 +29,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable, Dict, List, Optional, Sequence
 
+import yaml
+
+from ..distillers import distiller_dict
+from ..errors import ConfigError, MissingInputError, UnknownNameError
 from ..pairs import pairs_of
 from .paper import PAIR_NAMES, PAPER_TABLES, pair_name, table_methods, table_rows
+from .report import method_order
 
 DEFAULT_OUTPUT = os.path.join("output", "suites")
 
@@ -69,7 +74,7 @@ def _pair_from_name(name: str) -> Pair:
     for (teacher, student), known in PAIR_NAMES.items():
         if known == name:
             return Pair(name, teacher, student)
-    raise ValueError(f"unknown pair {name!r}; known: {', '.join(sorted(PAIR_NAMES.values()))} "
+    raise UnknownNameError(f"unknown pair {name!r}; known: {', '.join(sorted(PAIR_NAMES.values()))} "
                      f"(or give {{teacher: ..., student: ...}})")
 
 
@@ -85,7 +90,7 @@ def parse_pair(item) -> Pair:
     if isinstance(item, dict) and "teacher" in item and "student" in item:
         return Pair(str(item.get("name") or pair_name(item["teacher"], item["student"])), str(item["teacher"]),
                     str(item["student"]))
-    raise ValueError(f"a pair is a name, 'teacher:student' or {{teacher, student[, name]}}; got {item!r}")
+    raise ConfigError(f"a pair is a name, 'teacher:student' or {{teacher, student[, name]}}; got {item!r}")
 
 
 def flatten_overrides(value) -> List[str]:
@@ -96,10 +101,10 @@ def flatten_overrides(value) -> List[str]:
         items = list(value.items())
     elif isinstance(value, (list, tuple)):
         if len(value) % 2:
-            raise ValueError(f"overrides must be KEY VALUE pairs, got {list(value)}")
+            raise ConfigError(f"overrides must be KEY VALUE pairs, got {list(value)}")
         items = list(zip(value[0::2], value[1::2]))
     else:
-        raise ValueError(f"overrides must be a mapping or a flat KEY VALUE list, got {value!r}")
+        raise ConfigError(f"overrides must be a mapping or a flat KEY VALUE list, got {value!r}")
     flat: List[str] = []
     for key, val in items:
         if isinstance(val, bool):
@@ -132,8 +137,6 @@ def demo_suite() -> SuiteSpec:
 def registered_methods() -> List[str]:
     """Every method of the distiller registry now (plugins included): NONE first, then the paper's column
     order, then alphabetically."""
-    from ..distillers import distiller_dict
-    from .report import method_order
 
     return ["NONE", *method_order(set(distiller_dict) - {"NONE"})]
 
@@ -160,7 +163,7 @@ NAMED_SUITES = tuple(_NAMED_SUITE_BUILDERS)
 def named_suite(name: str) -> SuiteSpec:
     """A named suite (:data:`NAMED_SUITES`), built now."""
     if name not in _NAMED_SUITE_BUILDERS:
-        raise ValueError(f"unknown suite {name!r}: named suites are {', '.join(NAMED_SUITES)}, or give a YAML file")
+        raise UnknownNameError(f"unknown suite {name!r}: named suites are {', '.join(NAMED_SUITES)}, or give a YAML file")
     return _NAMED_SUITE_BUILDERS[name]()
 
 
@@ -170,11 +173,11 @@ def suite_from_dict(data: dict, default_name: str = "suite") -> SuiteSpec:
              "overrides", "method_overrides", "output", "base", "skip_missing"}
     unknown = set(data) - known
     if unknown:
-        raise ValueError(f"unknown suite field(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown suite field(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}")
     base = named_suite(data["base"]) if data.get("base") else None
     for required in ("methods", "pairs", "config"):
         if required not in data and base is None:
-            raise ValueError(f"a suite file needs {required!r} (or 'base: <named suite>' to start from)")
+            raise ConfigError(f"a suite file needs {required!r} (or 'base: <named suite>' to start from)")
     dataset = data.get("dataset", base.dataset if base else "cifar100")
     default_vanilla = base.vanilla_config if base else (
         "configs/cifar100/vanilla/{model}.yaml" if dataset == "cifar100" else data.get("config", ""))
@@ -200,14 +203,13 @@ def load_suite(name_or_path: str) -> SuiteSpec:
     if name_or_path in NAMED_SUITES:
         return named_suite(name_or_path)
     if not os.path.isfile(name_or_path):
-        raise FileNotFoundError(f"suite {name_or_path!r} is neither a named suite ({', '.join(NAMED_SUITES)}) "
+        raise MissingInputError(f"suite {name_or_path!r} is neither a named suite ({', '.join(NAMED_SUITES)}) "
                                 f"nor a YAML file")
-    import yaml
 
     with open(name_or_path, encoding="utf-8") as f:
         data = yaml.safe_load(f) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"{name_or_path}: a suite file is a YAML mapping")
+        raise ConfigError(f"{name_or_path}: a suite file is a YAML mapping")
     return suite_from_dict(data, os.path.splitext(os.path.basename(name_or_path))[0])
 
 
@@ -232,9 +234,12 @@ def restrict(spec: SuiteSpec, methods: Optional[Sequence[str]] = None, pairs: Op
 def seeds_from_option(value: str) -> List[int]:
     """``--seeds``: ``3`` means seeds 0,1,2; ``0,5,7`` lists them."""
     value = value.strip()
-    if "," in value:
-        return [int(v) for v in value.split(",") if v.strip()]
-    count = int(value)
+    try:
+        if "," in value:
+            return [int(v) for v in value.split(",") if v.strip()]
+        count = int(value)
+    except ValueError:
+        raise ConfigError(f"--seeds takes a count (3 = seeds 0,1,2) or a list (0,5,7), got {value!r}") from None
     if count < 1:
-        raise ValueError("--seeds needs at least one seed")
+        raise ConfigError("--seeds needs at least one seed")
     return list(range(count))

@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from mdistiller_ddkd.engine.cfg import load_config
-from tests.conftest import REPO_ROOT, run_cli, write_teacher_checkpoint
-from tests.conftest import CIFAR_PAIRS as PAIRS
+from tests.helpers import CIFAR_PAIRS as PAIRS
+from tests.helpers import REPO_ROOT, TRAIN, run_cli, write_teacher_checkpoint
 
-TRAIN = os.path.join(REPO_ROOT, "tools", "train.py")
 CONFIGS = os.path.join(REPO_ROOT, "configs", "cifar100")
 
 METHODS = ["kd", "dkd", "fitnet", "vid", "rkd", "pkt", "crd", "dist"]

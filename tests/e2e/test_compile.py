@@ -1,15 +1,11 @@
 """SOLVER.COMPILE: torch.compile of the distiller trains through tools/train.py and keeps the checkpoint keys."""
 
 import json
-import os
 
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT, run_cli
-from tests.e2e.test_train_cli import tiny_overrides
-
-TRAIN = os.path.join(REPO_ROOT, "tools", "train.py")
+from tests.helpers import TRAIN, run_cli, tiny_overrides
 
 
 @pytest.mark.slow

@@ -8,9 +8,8 @@ import os
 
 import torch
 
-from tests.conftest import REPO_ROOT, run_cli, write_teacher_checkpoint
+from tests.helpers import REPO_ROOT, TRAIN, run_cli, write_teacher_checkpoint
 
-TRAIN = os.path.join(REPO_ROOT, "tools", "train.py")
 #: tiny batches: one intra-op thread is faster, and far faster when the cores are shared
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.conftest import REPO_ROOT, run_cli
+from tests.helpers import REPO_ROOT, run_cli
 
 #: a hang guard only (the demo takes about 4 minutes on 2 quiet cores, 6 on one thread)
 TIMEOUT_S = float(os.environ.get("DDKD_DEMO_TIMEOUT_S", "2400"))

@@ -7,9 +7,8 @@ import os
 
 import pytest
 
-from tests.conftest import REPO_ROOT, run_cli, write_teacher_checkpoint
+from tests.helpers import REPO_ROOT, TRAIN, run_cli, write_teacher_checkpoint
 
-TRAIN = os.path.join(REPO_ROOT, "tools", "train.py")
 DIAGNOSE = os.path.join(REPO_ROOT, "tools", "diagnose.py")
 
 

@@ -1,17 +1,13 @@
 """DistributedDataParallel on CPU: two gloo processes through torchrun train on tiny data."""
 
 import json
-import os
 
 import pytest
 import torch
 
 from mdistiller_ddkd.engine.cfg import load_config
-from mdistiller_ddkd.engine.trainer import evaluate
-from tests.conftest import REPO_ROOT, run_cli
-from tests.e2e.test_train_cli import tiny_overrides
-
-TRAIN = os.path.join(REPO_ROOT, "tools", "train.py")
+from mdistiller_ddkd.engine.metrics import evaluate
+from tests.helpers import TRAIN, run_cli, tiny_overrides
 
 
 @pytest.mark.slow

@@ -9,9 +9,7 @@ import torch
 
 from mdistiller_ddkd.dataset.tiny_imagenet import write_tiny_imagenet_folder
 from mdistiller_ddkd.models import get_model
-from tests.conftest import REPO_ROOT, run_cli, write_teacher_checkpoint
-
-TRAIN = os.path.join(REPO_ROOT, "tools", "train.py")
+from tests.helpers import TRAIN, run_cli, write_teacher_checkpoint
 
 
 def cli_args(*flags, **opts):

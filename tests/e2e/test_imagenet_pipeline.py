@@ -6,9 +6,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from tests.conftest import REPO_ROOT, run_cli
-
-TRAIN = os.path.join(REPO_ROOT, "tools", "train.py")
+from tests.helpers import TRAIN, run_cli
 
 
 def write_image_folder(root, classes=("n01", "n02", "n03"), per_class=2, size=64):

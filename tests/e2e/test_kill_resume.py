@@ -15,40 +15,28 @@ import signal
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT, run_cli, write_teacher_checkpoint
-
-TRAIN = os.path.join(REPO_ROOT, "tools", "train.py")
-PLUGIN = ["--plugins", "tests.e2e.fault_plugin"]
-
-
-def opts(prefix, teacher, workers, epochs=3, **extra):
-    values = {
-        "DATASET.TYPE": "synthetic", "DATASET.SYNTHETIC.TRAIN_PER_CLASS": "8", "DATASET.SYNTHETIC.TEST_PER_CLASS": "4",
-        "DATASET.NUM_WORKERS": str(workers), "DATASET.TEST.BATCH_SIZE": "40", "SOLVER.BATCH_SIZE": "16",
-        "SOLVER.EPOCHS": str(epochs), "SOLVER.LR_DECAY_STAGES": "[2]", "SOLVER.DEVICE": "cpu",
-        "DISTILLER.TYPE": "KD", "DISTILLER.TEACHER": "resnet8", "DISTILLER.STUDENT": "resnet8",
-        "DISTILLER.TEACHER_CKPT": teacher, "LOG.PREFIX": prefix, "LOG.SAVE_CHECKPOINT_FREQ": "2",
-        "EXPERIMENT.NAME": "run", "EXPERIMENT.SEED": "5",
-    }
-    values.update(extra)
-    return [x for kv in values.items() for x in kv]
+from tests.helpers import (
+    FAULT_PLUGIN,
+    REPO_ROOT,
+    TRAIN,
+    run_cli,
+    run_folder,
+    synthetic_overrides,
+    write_teacher_checkpoint,
+)
 
 
 def train(prefix, teacher, workers, *flags, fault="", epochs=3, **extra):
-    return run_cli([TRAIN, *PLUGIN, *flags, *opts(prefix, teacher, workers, epochs, **extra)], cwd=REPO_ROOT,
+    return run_cli([TRAIN, *FAULT_PLUGIN, *flags, *synthetic_overrides(prefix, teacher, workers, epochs, **extra)], cwd=REPO_ROOT,
                    env_extra={"DDKD_FAULT": fault}, timeout=300)
 
 
-def folder(prefix):
-    return os.path.join(prefix, "distill", "run")
-
-
 def load(prefix, name):
-    return torch.load(os.path.join(folder(prefix), name), weights_only=True)
+    return torch.load(os.path.join(run_folder(prefix), name), weights_only=True)
 
 
 def temp_files(prefix):
-    return [n for n in os.listdir(folder(prefix)) if n.endswith(".tmp")]
+    return [n for n in os.listdir(run_folder(prefix)) if n.endswith(".tmp")]
 
 
 def assert_same_weights(a, b):
@@ -68,7 +56,7 @@ def reference(teacher, tmp_path_factory):
     prefix = str(tmp_path_factory.mktemp("reference"))
     proc = train(prefix, teacher, 0)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return load(prefix, "latest")["model"], json.load(open(os.path.join(folder(prefix), "results.json")))
+    return load(prefix, "latest")["model"], json.load(open(os.path.join(run_folder(prefix), "results.json")))
 
 
 def expect(proc, code):
@@ -81,7 +69,7 @@ def test_killed_four_times_then_resumed_is_bit_identical(teacher, reference, tmp
     expect(train(prefix, teacher, 2, epochs=1), 0)
     # 1. resume; SIGKILL in epoch 2 after step 2: latest stays at epoch 1, the lock file is left behind
     expect(train(prefix, teacher, 2, "--resume", fault="signal:2:2:KILL"), -signal.SIGKILL)
-    assert load(prefix, "latest")["epoch"] == 1 and os.path.exists(os.path.join(folder(prefix), ".lock"))
+    assert load(prefix, "latest")["epoch"] == 1 and os.path.exists(os.path.join(run_folder(prefix), ".lock"))
     # 2. resume (the dead holder's lock is taken over); SIGKILL while latest of epoch 2 is being written
     expect(train(prefix, teacher, 2, "--resume", fault="in-save:latest:2"), -signal.SIGKILL)
     assert load(prefix, "latest")["epoch"] == 1 and any(n.startswith(".latest.") for n in temp_files(prefix))
@@ -93,7 +81,7 @@ def test_killed_four_times_then_resumed_is_bit_identical(teacher, reference, tmp
     assert latest["epoch"] == 2 and latest["partial"] == {"epoch": 3, "step": 3} and temp_files(prefix) == []
     # 4. resume (workers on); SIGKILL right after latest of epoch 3, before results.json and the worklog
     expect(train(prefix, teacher, 2, "--resume", fault="after-save:latest:3"), -signal.SIGKILL)
-    results = json.load(open(os.path.join(folder(prefix), "results.json")))
+    results = json.load(open(os.path.join(run_folder(prefix), "results.json")))
     assert load(prefix, "latest")["epoch"] == 3 and (results["epoch"], results["finished"]) == (2, False)
     # 5. resume: nothing left to train, the folder is completed from latest
     expect(train(prefix, teacher, 2, "--resume"), 0)
@@ -103,23 +91,23 @@ def test_killed_four_times_then_resumed_is_bit_identical(teacher, reference, tmp
     student = load(prefix, "student_latest")
     assert student["epoch"] == 3
     assert_same_weights(student["model"], {k[len("student."):]: v for k, v in weights.items() if k.startswith("student.")})
-    results = json.load(open(os.path.join(folder(prefix), "results.json")))
+    results = json.load(open(os.path.join(run_folder(prefix), "results.json")))
     assert results["finished"] and results["epoch"] == 3
     for ours, ref in zip(results["history"], ref_results["history"]):  # the resumed epoch's means too
         assert {k: v for k, v in ours.items() if k != "seconds"} == {k: v for k, v in ref.items() if k != "seconds"}
-    log = open(os.path.join(folder(prefix), "worklog.txt")).read()
+    log = open(os.path.join(run_folder(prefix), "worklog.txt")).read()
     assert [log.count(f"epoch: {e}\t") for e in (1, 2, 3)] == [1, 1, 1]
     assert "changed SOLVER.EPOCHS 1 -> 3" in log and "rebuilt student_latest" in log and ".latest." in log
     assert load(prefix, "epoch_2")["epoch"] == 2 and load(prefix, "student_best")["epoch"] == load(prefix, "best")["epoch"]
-    assert temp_files(prefix) == [] and not os.path.exists(os.path.join(folder(prefix), ".lock"))
+    assert temp_files(prefix) == [] and not os.path.exists(os.path.join(run_folder(prefix), ".lock"))
 
 
 def test_ddp_stopped_mid_epoch_resumes_bit_identically(teacher, tmp_path):
     """torchrun, 2 CPU processes: SIGTERM on both ranks inside epoch 2 (they agree on the step), every
     rank's RNG state and running sums saved in the mid-epoch latest, then --resume."""
     def torchrun(prefix, *flags, fault=""):
-        args = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", TRAIN, *PLUGIN, *flags,
-                *opts(prefix, teacher, 0, epochs=2, **{"DISTILLER.TYPE": "NONE"})]
+        args = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", TRAIN, *FAULT_PLUGIN, *flags,
+                *synthetic_overrides(prefix, teacher, 0, epochs=2, **{"DISTILLER.TYPE": "NONE"})]
         return run_cli(args, cwd=REPO_ROOT, env_extra={"DDKD_FAULT": fault}, timeout=300)
 
     reference, stopped = str(tmp_path / "reference"), str(tmp_path / "stopped")
@@ -130,5 +118,5 @@ def test_ddp_stopped_mid_epoch_resumes_bit_identically(teacher, tmp_path):
     assert latest["partial"] == {"epoch": 2, "step": 1} and len(latest["rank_states"]) == 2
     expect(torchrun(stopped, "--resume"), 0)
     assert_same_weights(load(stopped, "latest")["model"], load(reference, "latest")["model"])
-    ours, ref = (json.load(open(os.path.join(folder(p), "results.json")))["history"] for p in (stopped, reference))
+    ours, ref = (json.load(open(os.path.join(run_folder(p), "results.json")))["history"] for p in (stopped, reference))
     assert [r["train_loss"] for r in ours] == [r["train_loss"] for r in ref]

@@ -10,9 +10,7 @@ import os
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT, run_cli, write_teacher_checkpoint
-
-TRAIN = os.path.join(REPO_ROOT, "tools", "train.py")
+from tests.helpers import REPO_ROOT, TRAIN, run_cli, write_teacher_checkpoint
 
 
 @pytest.mark.parametrize("method", ["at", "nst", "sp", "kdsvd"])

@@ -9,9 +9,7 @@ import os
 import pytest
 import torch
 
-from tests.conftest import CIFAR_PAIRS, REPO_ROOT, run_cli, write_teacher_checkpoint
-
-TRAIN = os.path.join(REPO_ROOT, "tools", "train.py")
+from tests.helpers import CIFAR_PAIRS, REPO_ROOT, TRAIN, run_cli, write_teacher_checkpoint
 
 
 def _train(method: str, pair: str, root: str, tmp_path):

@@ -15,7 +15,7 @@ import sysconfig
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 
 
 @pytest.mark.slow

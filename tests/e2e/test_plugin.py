@@ -15,11 +15,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.conftest import REPO_ROOT, run_cli
+from tests import contracts
+from tests.helpers import REPO_ROOT, TRAIN, run_cli
 
 EXAMPLE_DIR = os.path.join(REPO_ROOT, "examples", "plugin")
 MODULE = "ddkd_example_plugin"
-TRAIN = os.path.join(REPO_ROOT, "tools", "train.py")
 QUICK = ["SOLVER.EPOCHS", "2", "SOLVER.DEVICE", "cpu", "LOG.SAVE_CHECKPOINT_FREQ", "1"]
 
 
@@ -149,10 +149,8 @@ def test_gpu_augment_never_mirrors_a_dataset_that_declares_hflip_false(example_p
 
 
 def test_the_plugins_registrations_meet_the_registry_contracts(example_plugin, tmp_path):
-    import tests.test_contracts as contracts
-
-    contracts.test_method_trains_one_step_within_the_contract("POOLED_HINT")
-    contracts.test_method_evaluates_as_the_student_alone("POOLED_HINT")
-    contracts.test_method_counts_exactly_its_own_parameters("POOLED_HINT")
-    contracts.test_dataset_items_have_the_documented_layout("mirror_digits", tmp_path / "a")
-    contracts.test_dataset_loaders_batch_in_the_documented_layout("mirror_digits", tmp_path / "b")
+    contracts.check_method_trains_one_step_within_the_contract("POOLED_HINT")
+    contracts.check_method_evaluates_as_the_student_alone("POOLED_HINT")
+    contracts.check_method_counts_exactly_its_own_parameters("POOLED_HINT")
+    contracts.check_dataset_items_have_the_documented_layout("mirror_digits", tmp_path / "a")
+    contracts.check_dataset_loaders_batch_in_the_documented_layout("mirror_digits", tmp_path / "b")

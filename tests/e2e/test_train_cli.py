@@ -6,21 +6,9 @@ import os
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT, run_cli, write_teacher_checkpoint
+from tests.helpers import REPO_ROOT, TRAIN, run_cli, tiny_overrides, write_teacher_checkpoint
 
-TRAIN = os.path.join(REPO_ROOT, "tools", "train.py")
 EVAL = os.path.join(REPO_ROOT, "tools", "eval.py")
-
-
-def tiny_overrides(root, prefix, **extra):
-    opts = {
-        "DATASET.ROOT": root, "DATASET.CHECK_INTEGRITY": "False", "DATASET.DOWNLOAD": "False",
-        "DATASET.NUM_WORKERS": "0", "DATASET.TEST.BATCH_SIZE": "24", "SOLVER.BATCH_SIZE": "32",
-        "SOLVER.EPOCHS": "2", "SOLVER.DEVICE": "cpu", "LOG.PREFIX": prefix, "LOG.SAVE_CHECKPOINT_FREQ": "1",
-        "DISTILLER.TEACHER": "resnet14", "DISTILLER.STUDENT": "resnet8",
-    }
-    opts.update(extra)
-    return [x for kv in opts.items() for x in kv]
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 from torch import nn
 
+from ..registry import register_zoo
 from .mobilenetv2 import MobileNetV2, mobile_half
 from .resnet import (
     resnet8,
@@ -64,10 +65,10 @@ _BUILDERS: Dict[str, Callable[..., nn.Module]] = {
 }
 
 #: name -> (builder(num_classes=...), default teacher checkpoint path or None)
-cifar_model_dict: Dict[str, Tuple[Callable[..., nn.Module], Optional[str]]] = {
+cifar_model_dict: Dict[str, Tuple[Callable[..., nn.Module], Optional[str]]] = register_zoo("cifar", {
     name: (builder, _released_checkpoint(name) if name in CIFAR_TEACHERS else None)
     for name, builder in _BUILDERS.items()
-}
+})
 
 __all__ = ["cifar_model_dict", "CIFAR_TEACHERS", "mobile_half", "ResNet34"] + list(
     _BUILDERS

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple, Type, Union
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 

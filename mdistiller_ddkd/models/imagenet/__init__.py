@@ -6,17 +6,18 @@ from typing import Callable, Dict, Optional, Tuple
 
 from torch import nn
 
+from ..registry import register_zoo
 from .mobilenetv1 import MobileNetV1
 from .resnet import ResNet18, ResNet34, ResNet50, ResNet101, load_torchvision_weights
 
 #: name -> (builder(num_classes=..., pretrained=...), None)
-imagenet_model_dict: Dict[str, Tuple[Callable[..., nn.Module], Optional[str]]] = {
+imagenet_model_dict: Dict[str, Tuple[Callable[..., nn.Module], Optional[str]]] = register_zoo("imagenet", {
     "ResNet18": (ResNet18, None),
     "ResNet34": (ResNet34, None),
     "ResNet50": (ResNet50, None),
     "ResNet101": (ResNet101, None),
     "MobileNetV1": (MobileNetV1, None),
-}
+})
 
 __all__ = [
     "imagenet_model_dict",

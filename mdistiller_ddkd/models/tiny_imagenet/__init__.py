@@ -5,8 +5,8 @@ Tiny-ImageNet variant) and ShuffleV2 (the CIFAR one, with global average pooling
 
 from __future__ import annotations
 
-from .. import register_model
 from ..cifar.resnetv2 import ResNet18
+from ..registry import register_model
 from .mobilenetv2 import MobileNetV2Tiny, mobilenetv2_tinyimagenet
 from .shufflenetv2 import ShuffleNetV2GAP, ShuffleV2
 

@@ -13,31 +13,13 @@ import threading
 from contextlib import contextmanager
 from typing import Dict, Iterator, Optional
 
+from .errors import ImmediateStop, signal_name, stop_exit_code
+
 #: the signals that ask for a clean stop
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-
-def stop_exit_code(signum: int) -> int:
-    """``128 + signum``: what a shell reports for a process ended by that signal (SIGTERM 143, SIGINT 130)."""
-    return 128 + int(signum)
-
-
-def signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
-class ImmediateStop(BaseException):
-    """A second stop signal: the step in progress is abandoned (a BaseException, so no ``except Exception``
-    swallows it; atomic writes still remove their temporary files)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"stopped at once by a second {signal_name(signum)}: the step in progress is lost; files "
-                         f"already written are intact (--resume continues from the last checkpoint)")
-        self.signum = signum
-        self.exit_code = stop_exit_code(signum)
+__all__ = ["ImmediateStop", "STOP_SIGNALS", "handle_stop_signals", "ignore_stop_signals", "request_stop",
+           "signal_name", "stop_exit_code", "stop_requested"]
 
 
 class _StopRequest:

@@ -9,11 +9,12 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from ..engine.checkpoint import rng_state, set_rng_state
-from ..engine.hooks import StepState, TrainerHook, register_hook
-from .gap import GapReport, gap_metrics, is_diffusion_distiller, student_logit_metrics
-from .gradients import distiller_gradient_norms
-from .isolation import PROBE_SEED, isolated
+from ...diagnostics.gap import GapReport, gap_metrics, is_diffusion_distiller, student_logit_metrics
+from ...diagnostics.gradients import distiller_gradient_norms
+from ...diagnostics.isolation import PROBE_SEED, isolated
+from ...errors import ConfigError
+from ...rng import rng_state, set_rng_state
+from .base import StepState, TrainerHook
 
 
 def probe_indices(num_samples: int, size: int) -> List[int]:
@@ -68,7 +69,7 @@ class DiagnosticsHook(TrainerHook):
 
     def __init__(self, freq: int, batch_size: int) -> None:
         if batch_size < 2:
-            raise ValueError(f"LOG.DIAGNOSTICS_BATCH must be at least 2 (BatchNorm in train mode), got {batch_size}")
+            raise ConfigError(f"LOG.DIAGNOSTICS_BATCH must be at least 2 (BatchNorm in train mode), got {batch_size}")
         self.freq = int(freq)
         self.batch_size = int(batch_size)
         self.batch: Dict[str, object] = {}
@@ -95,7 +96,6 @@ class DiagnosticsHook(TrainerHook):
                 trainer.writer.add_histogram(f"diag_gamma_{name}", gamma.numpy(), epoch, bins="auto")
 
 
-@register_hook
 def diagnostics_hook(cfg) -> Optional[DiagnosticsHook]:
     """The diagnostics hook when ``LOG.DIAGNOSTICS`` is on."""
     if not cfg.LOG.DIAGNOSTICS:

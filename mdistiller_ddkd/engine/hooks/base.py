@@ -1,8 +1,8 @@
-"""Trainer hooks: extra work at named points of training, without touching the loop.
+"""The hook interface: extra work at named points of training, without touching the loop.
 
-A hook subclasses ``TrainerHook`` and overrides what it needs; ``register_hook(factory)`` adds
-``factory(cfg) -> TrainerHook or None`` to every trainer (None: not wanted by this config), so a feature
-such as the diagnostics is one module that is switched on by a config key.
+A hook subclasses ``TrainerHook`` and overrides what it needs; a factory ``factory(cfg) -> TrainerHook or
+None`` (None: not wanted by this config) is either built in (``engine/hooks/__init__.py`` lists them) or
+registered by a plugin with ``register_hook(factory)``.
 """
 
 from __future__ import annotations
@@ -48,16 +48,13 @@ class TrainerHook:
 
 
 HookFactory = Callable[[object], Optional[TrainerHook]]
+#: factories registered by plugins (the built-in ones are listed in ``engine/hooks/__init__.py``)
 HOOK_FACTORIES: List[HookFactory] = []
 
 
 def register_hook(factory: HookFactory) -> HookFactory:
-    """Add ``factory(cfg)`` to the hooks every trainer builds (usable as a decorator)."""
+    """Add ``factory(cfg)`` to the hooks every trainer builds, after the built-in ones (usable as a
+    decorator)."""
     if factory not in HOOK_FACTORIES:
         HOOK_FACTORIES.append(factory)
     return factory
-
-
-def build_hooks(cfg) -> List[TrainerHook]:
-    """The hooks the registered factories want for ``cfg``, in registration order."""
-    return [hook for hook in (factory(cfg) for factory in HOOK_FACTORIES) if hook is not None]

@@ -34,7 +34,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from .update import UpdateRule, register_update_rule
+from ...errors import ConfigError
+from .base import UpdateRule, register_update_rule
 
 #: the losses-dict entry that is the task loss; every other entry is distillation
 TASK_LOSS = "loss_ce"
@@ -150,12 +151,12 @@ class DOTUpdate(UpdateRule):
 
     def __init__(self, cfg, params: List[nn.Parameter], device: torch.device, amp_dtype: Optional[torch.dtype]) -> None:
         if _world_size() > 1:
-            raise ValueError(
+            raise ConfigError(
                 "SOLVER.TRAINER dot needs two backward passes per step, which DistributedDataParallel cannot "
                 "synchronise; train DOT in one process (without torchrun), or use SOLVER.TRAINER base"
             )
         if float(cfg.SOLVER.GRAD_CLIP) > 0:
-            raise ValueError("SOLVER.GRAD_CLIP is not defined for SOLVER.TRAINER dot (its task and distillation "
+            raise ConfigError("SOLVER.GRAD_CLIP is not defined for SOLVER.TRAINER dot (its task and distillation "
                              "gradients take separate momenta); set SOLVER.GRAD_CLIP 0 or use SOLVER.TRAINER base")
         super().__init__(cfg, params, device, amp_dtype)
         self.distill_stage = _DistillationStage(self.optimizer)
@@ -164,7 +165,7 @@ class DOTUpdate(UpdateRule):
         """mdistiller's DOT optimizer: momenta ``MOMENTUM - DELTA`` (task) and ``MOMENTUM + DELTA``."""
         momentum, delta = cfg.SOLVER.MOMENTUM, cfg.SOLVER.DOT.DELTA
         if not all(0.0 <= m < 1.0 for m in (momentum - delta, momentum + delta)):
-            raise ValueError(
+            raise ConfigError(
                 f"SOLVER.DOT.DELTA {delta} with SOLVER.MOMENTUM {momentum} gives momenta {momentum - delta:g} (task) "
                 f"and {momentum + delta:g} (distillation); both must lie in [0, 1): choose |DELTA| <= MOMENTUM "
                 f"and MOMENTUM + |DELTA| < 1"

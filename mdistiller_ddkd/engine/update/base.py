@@ -1,4 +1,5 @@
-"""Update rules: how one step's losses become one parameter update (``SOLVER.TRAINER``).
+"""The update-rule interface and registry: how one step's losses become one parameter update
+(``SOLVER.TRAINER``).
 
 mdistiller has a trainer class per rule (base, crd, dot); here the one trainer delegates the update to a
 registered rule, so a rule such as DOT's separate momenta is one small class and works with every method.
@@ -12,6 +13,8 @@ from typing import Callable, Dict, List, Optional, Type
 import torch
 from torch import nn
 
+from ...errors import UnknownNameError
+
 UPDATE_RULES: Dict[str, Type["UpdateRule"]] = {}
 
 
@@ -21,7 +24,7 @@ def register_update_rule(*names: str) -> Callable[[Type["UpdateRule"]], Type["Up
     def wrap(cls):
         for name in names:
             if name in UPDATE_RULES and UPDATE_RULES[name] is not cls:
-                raise KeyError(f"update rule {name!r} is registered twice")
+                raise ValueError(f"update rule {name!r} is registered twice")
             UPDATE_RULES[name] = cls
         return cls
 
@@ -37,7 +40,7 @@ def get_update_rule(name: str) -> Type["UpdateRule"]:
     try:
         return UPDATE_RULES[name]
     except KeyError:
-        raise KeyError(f"unknown SOLVER.TRAINER {name!r}; registered: {', '.join(registered_update_rules())}") from None
+        raise UnknownNameError(f"unknown SOLVER.TRAINER {name!r}; registered: {', '.join(registered_update_rules())}") from None
 
 
 class UpdateRule:
@@ -73,19 +76,3 @@ class UpdateRule:
             self.scaler.unscale_(self.optimizer)
             params = [p for group in self.optimizer.param_groups for p in group["params"]]
             torch.nn.utils.clip_grad_norm_(params, max_norm)
-
-
-@register_update_rule("base", "crd")
-class SumOfLosses(UpdateRule):
-    """One backward of the summed losses, one optimizer step (mdistiller's base and CRD trainers)."""
-
-    def step(self, losses: Dict[str, torch.Tensor]) -> None:
-        loss = sum(losses.values())
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.clip_gradients()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-
-
-from . import dot  # noqa: F401,E402  (registers SOLVER.TRAINER dot)

@@ -1,0 +1,22 @@
+"""Trainer hooks: the interface (``base.py``) and the built-in hooks. This module is the composition root
+of the hook registry: the built-in factories are listed here, a plugin adds its own with ``register_hook``."""
+
+from __future__ import annotations
+
+from typing import List, Sequence
+
+from .base import HOOK_FACTORIES, HookFactory, StepState, TrainerHook, register_hook
+from .diagnostics import DiagnosticsHook, diagnostics_hook
+
+#: the built-in hook factories, in the order their hooks run (plugins' hooks follow)
+BUILTIN_HOOKS: Sequence[HookFactory] = (diagnostics_hook,)
+
+
+def build_hooks(cfg) -> List[TrainerHook]:
+    """The hooks the built-in and the registered factories want for ``cfg``, in that order."""
+    factories = [*BUILTIN_HOOKS, *(f for f in HOOK_FACTORIES if f not in BUILTIN_HOOKS)]
+    return [hook for hook in (factory(cfg) for factory in factories) if hook is not None]
+
+
+__all__ = ["BUILTIN_HOOKS", "DiagnosticsHook", "HookFactory", "StepState", "TrainerHook", "build_hooks",
+           "diagnostics_hook", "register_hook"]
