@@ -241,3 +241,22 @@ def test_the_code_and_keys_docs_ddkd_names_exist():
         if not ok:
             unknown.append(token)
     assert not unknown, f"docs/ddkd.md names what the package does not have: {sorted(unknown)}"
+
+
+def _config_keys() -> set:
+    """Every key of the default config and every node above one: ``SOLVER.DOT.DELTA``, ``SOLVER.DOT``."""
+    keys = {k for k, _ in iter_flat(build_default_config())}
+    return keys | {k.rsplit(".", i)[0] for k in keys for i in range(1, k.count(".") + 1)}
+
+
+@pytest.mark.parametrize("doc", ["docs/configuration.md", "docs/methods.md", "docs/usage.md", "docs/reliability.md"])
+def test_the_config_keys_the_reference_names_exist(doc):
+    named = set(re.findall(r"`([A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)+)`", _read(doc)))
+    unknown = sorted(named - _config_keys())
+    assert not unknown, f"{doc} names config keys the default config does not have: {unknown}"
+
+
+def test_every_ddkd_key_is_in_the_configuration_reference():
+    rows = set(re.findall(r"^\| `([A-Z0-9_.]+)` \|", _section(_read("docs/configuration.md"), "DDKD and DiffKD keys"), re.M))
+    keys = {k for k, _ in iter_flat(build_default_config().DDKD)}
+    assert rows == keys, f"docs/configuration.md's DDKD table: no row for {sorted(keys - rows)}, stale {sorted(rows - keys)}"
