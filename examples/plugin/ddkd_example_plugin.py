@@ -8,8 +8,8 @@ entry point of the group ``mdistiller_ddkd.plugins``. Then::
         DISTILLER.TYPE NONE DISTILLER.TEACHER tiny_cnn_wide DISTILLER.STUDENT tiny_cnn_wide
 
 trains a teacher, and ``examples/plugin/pooled_hint.yaml`` distils it into ``tiny_cnn``.
-``tests/e2e/test_plugin.py`` runs exactly this; the README's "Extending" section shows the parts
-between the ``# [readme:...]`` markers, and a test keeps the two identical.
+``tests/e2e/test_plugin.py`` runs exactly this; ``docs/extending.md`` shows the parts between the
+``# [readme:...]`` markers, and ``tests/test_docs.py`` keeps the two identical.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The worked example of the README's "Extending" section, run for real: ``examples/plugin`` registers a
+"""The worked example of docs/extending.md, run for real: ``examples/plugin`` registers a
 dataset, a model zoo and a method from outside the package, and the unchanged command-line tools train on
 them — once with ``--plugins`` (module on PYTHONPATH), once through an installed entry point."""
 
