@@ -27,7 +27,7 @@ setup(
     package_data={"mdistiller_ddkd.configs": ["*/*.yaml", "*/*/*.yaml", "*/*/*/*.yaml"],
                   "mdistiller_ddkd": ["data/*.json"]},
     install_requires=["torch>=2.0", "torchvision>=0.15", "yacs", "tensorboardX", "tqdm", "numpy", "pyyaml"],
-    extras_require={"test": ["pytest", "pytest-xdist", "matplotlib"], "plot": ["matplotlib"]},
+    extras_require={"test": ["pytest", "pytest-xdist", "matplotlib", "ruff", "import-linter"], "plot": ["matplotlib"]},
     entry_points={
         "console_scripts": [
             "ddkd-train=mdistiller_ddkd.cli.train:main",

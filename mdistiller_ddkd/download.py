@@ -128,7 +128,8 @@ def _has_end_marker(path: str, offset: int) -> bool:
 def _extract(archive: str, into: str) -> None:
     with tarfile.open(archive, "r:*") as tar:
         for member in tar.getmembers():  # already checked: only files and folders with safe paths
-            tar.extract(member, into, set_attrs=False, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extract(member, into, set_attrs=False, **safe)
 
 
 def install_teacher_archive(archive: str, dest_root: str) -> str:

@@ -253,7 +253,8 @@ def add_debug_argument(parser: argparse.ArgumentParser) -> None:
 
 
 EXIT_CODES_HELP = (
-    "exit codes: 0 done; 1 a bug (traceback shown; please report it); 2 a mistake to fix (one 'error:' line says what and how); 3 non-finite loss (the last "
+    "exit codes: 0 done; 1 a bug (traceback shown; please report it); 2 a mistake to fix (one 'error:' line "
+    "says what and how); 3 non-finite loss (the last "
     "checkpoint is intact); 130 / 143 stopped by SIGINT / SIGTERM after writing a checkpoint that --resume "
     "continues from exactly (a second signal stops at once)."
 )

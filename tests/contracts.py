@@ -148,7 +148,8 @@ def check_method_trains_one_step_within_the_contract(method):
     missing = [n for n, p in student.named_parameters() if p.grad is None]
     assert not missing, f"{method}: student parameters without a gradient: {missing[:5]}"
     assert any(float(p.grad.abs().sum()) > 0 for p in student_params.values())
-    own = [(n, p) for n, p in distiller.named_parameters() if id(p) not in student_params and id(p) not in teacher_params]
+    own = [(n, p) for n, p in distiller.named_parameters()
+           if id(p) not in student_params and id(p) not in teacher_params]
     no_grad = [n for n, p in own if p.grad is None]
     assert not no_grad, f"{method}: parameters of its own modules without a gradient: {no_grad[:5]}"
     assert all(torch.isfinite(p.grad).all() for p in distiller.parameters() if p.grad is not None)

@@ -15,6 +15,7 @@ def teacher_ckpt(tmp_path_factory):
     return write_teacher_checkpoint(str(tmp_path_factory.mktemp("t") / "t.pth"), "resnet14")
 
 
+@pytest.mark.slow  # mixed precision on CPU: ~20 s
 @pytest.mark.parametrize("method,amp", [("DKD", "bf16"), ("DDKD", "bf16"), ("KD", "fp16")])
 def test_amp_training_step_is_finite(method, amp, tiny_cifar_root, teacher_ckpt, tmp_path):
     if method not in distiller_dict:

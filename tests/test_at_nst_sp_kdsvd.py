@@ -301,7 +301,7 @@ def test_kdsvd_gradient_equals_the_upstream_formulation():
                 rbf_t = torch.exp(-(v_t.unsqueeze(2) - prev[1].unsqueeze(1)) ** 2 / 8)
                 losses.append(((rbf_s - rbf_t.detach()) ** 2).sum())
             prev = (v_s, v_t)
-        return sum(l / feats_s[0].shape[0] for l in losses)
+        return sum(loss / feats_s[0].shape[0] for loss in losses)
 
     shapes_t, shapes_s = [(3, 4, 4), (2, 2, 2), (4, 2, 2)], [(5, 4, 4), (3, 3, 2), (2, 3, 2)]
     feats_t = [_rand(2, *sh, seed=60 + i).float() for i, sh in enumerate(shapes_t)]

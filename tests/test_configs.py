@@ -26,7 +26,8 @@ def _config_files() -> List[str]:
     found = []
     for dirpath, dirnames, filenames in os.walk(CONFIG_ROOT):
         dirnames.sort()
-        found += [os.path.relpath(os.path.join(dirpath, n), REPO_ROOT) for n in sorted(filenames) if n.endswith(".yaml")]
+        found += [os.path.relpath(os.path.join(dirpath, n), REPO_ROOT) for n in sorted(filenames)
+                  if n.endswith(".yaml")]
     return found
 
 

@@ -191,7 +191,8 @@ def test_crd_loss_decreases_on_toy_problem():
     cfg.CRD.FEAT.DIM = 16
     distiller = distiller_dict["CRD"].build(ToyNet(16, num_classes), ToyNet(32, num_classes), cfg, n)
     distiller.train()
-    wrapped = ContrastiveDataset(data, data.targets, num_classes, 16, "exact", generator=torch.Generator().manual_seed(0))
+    wrapped = ContrastiveDataset(data, data.targets, num_classes, 16, "exact",
+                                 generator=torch.Generator().manual_seed(0))
     loader = DataLoader(wrapped, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0))
     optimizer = torch.optim.Adam(distiller.get_learnable_parameters(), lr=1e-2)
     epoch_losses = []
@@ -244,6 +245,7 @@ def _ddp_worker(rank: int, init_file: str, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two processes (gloo): ~14 s
 def test_banks_stay_identical_across_ranks(tmp_path):
     """Under torch.distributed every rank applies every rank's batch to its banks (all-gather)."""
     import torch.multiprocessing as mp

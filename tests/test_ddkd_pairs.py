@@ -45,7 +45,8 @@ def step(distiller, image, target):
 def test_cifar_pair_config_builds_and_trains(pair, method):
     teacher_name, student_name = CIFAR_PAIRS[pair]
     cfg = load_config(os.path.join(REPO, "configs", "cifar100", method, f"{pair}.yaml"))
-    assert (cfg.DISTILLER.TYPE, cfg.DISTILLER.TEACHER, cfg.DISTILLER.STUDENT) == (method.upper(), teacher_name, student_name)
+    names = (cfg.DISTILLER.TYPE, cfg.DISTILLER.TEACHER, cfg.DISTILLER.STUDENT)
+    assert names == (method.upper(), teacher_name, student_name)
     assert cfg.SOLVER.LR == (0.01 if student_name in MOBILE_STUDENTS else 0.05)
     assert (cfg.SOLVER.BATCH_SIZE, cfg.SOLVER.EPOCHS, list(cfg.SOLVER.LR_DECAY_STAGES)) == (64, 240, [150, 180, 210])
     assert cfg.SOLVER.WEIGHT_DECAY == 0.0005

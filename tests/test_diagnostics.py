@@ -195,8 +195,8 @@ def test_term_gradient_norms_equal_separate_backward_passes():
         _, fresh = distiller(image=image, target=target, epoch=30)
         if fresh[name].requires_grad:
             fresh[name].backward()
-        vectors[name] = [p.grad.double().flatten() if p.grad is not None else torch.zeros(p.numel(), dtype=torch.float64)
-                         for p in params]
+        vectors[name] = [p.grad.double().flatten() if p.grad is not None
+                         else torch.zeros(p.numel(), dtype=torch.float64) for p in params]
         separate[name] = math.sqrt(sum(float(g.pow(2).sum()) for g in vectors[name]))
     for name, value in separate.items():
         assert norms[name] == pytest.approx(value, rel=1e-5, abs=1e-12), name

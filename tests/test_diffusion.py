@@ -38,7 +38,8 @@ def test_alphas_cumprod_matches_closed_form_in_float64():
 
     torch.testing.assert_close(linear_betas()[[0, -1]], torch.tensor([1e-4, 0.02], dtype=torch.float64))
     torch.testing.assert_close(schedule.sqrt_alphas_cumprod.double(), expected.sqrt(), rtol=2e-6, atol=1e-9)
-    torch.testing.assert_close(schedule.sqrt_one_minus_alphas_cumprod.double(), (1 - expected).sqrt(), rtol=2e-6, atol=1e-9)
+    torch.testing.assert_close(schedule.sqrt_one_minus_alphas_cumprod.double(), (1 - expected).sqrt(), rtol=2e-6,
+                               atol=1e-9)
     # derived constants are not saved in checkpoints
     assert schedule.state_dict() == {}
 

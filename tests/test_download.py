@@ -24,7 +24,8 @@ def make_archive(path, names=("resnet56", "vgg13")) -> str:
         for i, name in enumerate(names):
             folder = os.path.join(staging, "cifar_teachers", f"{name}_vanilla")
             os.makedirs(folder, exist_ok=True)
-            torch.save({"model": {"w": torch.full((2,), float(i))}, "epoch": 240}, os.path.join(folder, "ckpt_epoch_240.pth"))
+            torch.save({"model": {"w": torch.full((2,), float(i))}, "epoch": 240},
+                       os.path.join(folder, "ckpt_epoch_240.pth"))
         tar.add(os.path.join(staging, "cifar_teachers"), arcname="cifar_teachers")
     return str(path)
 

@@ -12,7 +12,14 @@ import torch
 
 from mdistiller_ddkd.cli.eval import main as eval_main
 from mdistiller_ddkd.cli.train import main as train_main
-from tests.helpers import assert_one_line_error, bad_checkpoint, call_cli, snapshot, tiny_run_overrides
+from tests.helpers import (
+    assert_one_line_error,
+    bad_checkpoint,
+    call_cli,
+    snapshot,
+    tiny_run_overrides,
+    write_teacher_checkpoint,
+)
 
 
 def cli(capsys, *args, main=train_main):
@@ -120,3 +127,48 @@ def test_run_main_reports_one_line_and_debug_shows_the_traceback(capsys, monkeyp
         assert err.startswith("Traceback") and err.splitlines()[-1].startswith("bug: " + type(bug).__name__)
     code, _, err = cli(capsys, "--no-such-option")
     assert code == 2 and err.count("\n") == 1 and "unrecognized arguments" in err
+
+
+PLANTED_PLUGIN = '''
+import torch.nn.functional as F
+from mdistiller_ddkd.distillers import Distiller, register_distiller
+
+
+@register_distiller("PLANTED_BUG")
+class PlantedBug(Distiller):
+    needs_teacher = False
+
+    def __init__(self, student, teacher, cfg):
+        super().__init__(student, teacher)
+
+    def forward_train(self, image, target, **kwargs):
+        logits, _ = self.student(image)
+        raise ValueError("a planted bug in forward_train")
+'''
+
+
+def test_a_bug_in_a_plugin_or_in_the_package_shows_its_traceback_and_who_to_tell(capsys, tmp_path, monkeypatch):
+    from mdistiller_ddkd.distillers import distiller_dict
+
+    (tmp_path / "planted_bug_plugin.py").write_text(PLANTED_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        code, _, err = cli(capsys, "--plugins", "planted_bug_plugin",
+                           *tiny_run_overrides(tmp_path / "a", **{"DISTILLER.TYPE": "PLANTED_BUG"}))
+    finally:
+        distiller_dict.pop("PLANTED_BUG", None)
+    assert code == 1 and err.startswith("Traceback") and "ValueError: a planted bug in forward_train" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("bug: ValueError in plugin module 'planted_bug_plugin'"), last
+    assert "error:" not in err
+
+    # the same bug inside a built-in method is ours
+    def planted(self, image, target, **kwargs):
+        raise ValueError("a planted bug in KD")
+
+    monkeypatch.setattr(distiller_dict["KD"], "forward_train", planted)
+    teacher = write_teacher_checkpoint(str(tmp_path / "t.pth"), "resnet8", num_classes=10)
+    code, _, err = cli(capsys, *tiny_run_overrides(tmp_path / "b", **{"DISTILLER.TYPE": "KD",
+                                                                       "DISTILLER.TEACHER_CKPT": teacher}))
+    assert code == 1 and "ValueError: a planted bug in KD" in err
+    assert err.strip().splitlines()[-1].startswith("bug: ValueError inside mdistiller-ddkd")

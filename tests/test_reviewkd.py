@@ -248,6 +248,7 @@ def test_imagenet_configs_match_the_models():
 
 def test_registry_defaults_are_mdistillers():
     r = CFG.REVIEWKD
-    assert (r.CE_WEIGHT, r.REVIEWKD_WEIGHT, r.WARMUP_EPOCHS, r.MAX_MID_CHANNEL, r.STU_PREACT) == (1.0, 1.0, 20, 512, False)
+    defaults = (r.CE_WEIGHT, r.REVIEWKD_WEIGHT, r.WARMUP_EPOCHS, r.MAX_MID_CHANNEL, r.STU_PREACT)
+    assert defaults == (1.0, 1.0, 20, 512, False)
     assert list(r.SHAPES) == list(r.OUT_SHAPES) == [1, 8, 16, 32]
     assert list(r.IN_CHANNELS) == list(r.OUT_CHANNELS) == [64, 128, 256, 256]

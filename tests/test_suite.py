@@ -123,6 +123,7 @@ def _results(tmp_path, suite, run):
         return json.load(f)
 
 
+@pytest.mark.slow  # real suite subprocesses: ~40 s
 def test_two_run_suite_runs_then_is_skipped(tiny_suite):
     write, tmp_path = tiny_suite
     spec = write("two", ["NONE", "KD"])
@@ -139,6 +140,7 @@ def test_two_run_suite_runs_then_is_skipped(tiny_suite):
     assert again.stdout.count("] skipped") == 2 and "] started" not in again.stdout
 
 
+@pytest.mark.slow  # real suite subprocesses: ~40 s
 def test_interrupted_run_is_resumed(tiny_suite):
     write, tmp_path = tiny_suite
     spec = write("resume", ["NONE"], epochs=6)

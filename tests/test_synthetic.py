@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -50,6 +51,7 @@ def test_builder_gives_cifar_layout_and_own_normalisation():
     assert len(mean) == 3 and len(std) == 3
 
 
+@pytest.mark.slow  # trains a network: ~60 s
 def test_a_small_network_learns_it_well_above_chance():
     """resnet8, a few epochs through the real loaders: clearly better than the 10% of guessing."""
     from mdistiller_ddkd.models import cifar_model_dict

@@ -18,7 +18,8 @@ from ..fileio import write_text_atomic
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineArgumentParser(prog="ddkd-bench", description="Median wall time and peak memory of one distillation training step.")
+    p = OneLineArgumentParser(prog="ddkd-bench",
+                              description="Median wall time and peak memory of one distillation training step.")
     p.add_argument("--teacher", required=True, help="teacher model name (e.g. resnet32x4)")
     p.add_argument("--student", required=True, help="student model name (e.g. resnet8x4)")
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), help="distiller names")

@@ -52,7 +52,8 @@ def missing_cifar_message(root: str, reason: str) -> str:
 def check_cifar_arrays(data: np.ndarray, targets, num_classes: int, split: str) -> None:
     """Shape and label checks that hold for any CIFAR-100-format folder."""
     if data.ndim != 4 or data.shape[1:] != (32, 32, 3) or data.dtype != np.uint8:
-        raise DataFileError(f"CIFAR-100 {split} images have shape {data.shape} / {data.dtype}, expected (N,32,32,3) uint8")
+        raise DataFileError(f"CIFAR-100 {split} images have shape {data.shape} / {data.dtype}, expected "
+                            f"(N,32,32,3) uint8")
     if len(targets) != len(data):
         raise DataFileError(f"CIFAR-100 {split}: {len(data)} images but {len(targets)} labels")
     if len(targets) and (min(targets) < 0 or max(targets) >= num_classes):

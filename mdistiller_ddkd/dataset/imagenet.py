@@ -39,7 +39,8 @@ def _image_folder(root: str, split: str, transform) -> ImageFolder:
     folder = os.path.join(os.path.abspath(root), split)
     if not os.path.isdir(folder):
         raise MissingInputError(
-            f"ImageNet {split} folder not found: {folder}.\nExpected layout: {os.path.abspath(root)}/train/<wnid>/*.JPEG "
+            f"ImageNet {split} folder not found: {folder}.\nExpected layout: "
+            f"{os.path.abspath(root)}/train/<wnid>/*.JPEG "
             f"and {os.path.abspath(root)}/val/<wnid>/*.JPEG (val sorted into class folders). ImageNet cannot be "
             f"downloaded automatically: get ILSVRC2012 from https://image-net.org and set DATASET.ROOT."
         )

@@ -91,7 +91,8 @@ def dataset_info(name: str) -> DatasetInfo:
     try:
         return DATASETS[name]
     except KeyError:
-        raise UnknownNameError(f"unknown DATASET.TYPE {name!r}; registered: {', '.join(registered_datasets())}") from None
+        raise UnknownNameError(f"unknown DATASET.TYPE {name!r}; registered: "
+                               f"{', '.join(registered_datasets())}") from None
 
 
 def build_splits(cfg) -> DatasetSplits:

@@ -1,5 +1,6 @@
 """Instruments for seeing what the denoiser does: raw-vs-denoised gap metrics (DDKD/DIFFKD), per-term
-gradient norms (every method), plots (the ``LOG.DIAGNOSTICS`` trainer hook that uses them is ``engine/hooks/diagnostics.py``). See docs/diagnostics.md."""
+gradient norms (every method), run plots. The ``LOG.DIAGNOSTICS`` trainer hook that uses them is
+``engine/hooks/diagnostics.py``. See docs/diagnostics.md."""
 
 from .gap import GapReport, gap_metrics, is_diffusion_distiller
 from .gradients import GradientReport, distiller_gradient_norms, term_gradient_norms

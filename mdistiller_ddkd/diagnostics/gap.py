@@ -102,7 +102,8 @@ def student_logit_metrics(distiller: nn.Module, image: torch.Tensor, target: tor
     mean logit norms of both (the scale a distillation term may inflate)."""
     logits_s = distiller.student(image)[0].float()
     logits_t = distiller.teacher_forward(image)[0].float()
-    return {"logit_agree_student": top1_agreement(logits_s, logits_t), "logit_acc_student": top1_accuracy(logits_s, target),
+    return {"logit_agree_student": top1_agreement(logits_s, logits_t),
+            "logit_acc_student": top1_accuracy(logits_s, target),
             "logit_norm_student": mean_row_norm(logits_s), "logit_norm_teacher": mean_row_norm(logits_t)}
 
 

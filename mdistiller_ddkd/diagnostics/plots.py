@@ -113,7 +113,8 @@ def plot_run(run_dir: str, out_dir: str) -> List[str]:
     with open(os.path.join(run_dir, "results.json"), encoding="utf-8") as f:
         results = json.load(f)
     history = results.get("history", [])
-    title = f"{results.get('method', '')} {results.get('teacher', '')}→{results.get('student', '')} seed {results.get('seed', '')}"
+    title = (f"{results.get('method', '')} {results.get('teacher', '')}→{results.get('student', '')} "
+             f"seed {results.get('seed', '')}")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.2, 3.0))
     for key, label in (("test_acc", "test"), ("train_acc", "train")):

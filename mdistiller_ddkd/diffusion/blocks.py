@@ -18,7 +18,8 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
 
 def layout_like(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """``x`` (same shape as ``reference``) in ``reference``'s channels-last layout when it has one."""
-    if reference.dim() == 4 and not reference.is_contiguous() and reference.is_contiguous(memory_format=torch.channels_last):
+    if (reference.dim() == 4 and not reference.is_contiguous()
+            and reference.is_contiguous(memory_format=torch.channels_last)):
         return x.contiguous(memory_format=torch.channels_last)
     return x
 

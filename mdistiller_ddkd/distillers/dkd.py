@@ -42,4 +42,5 @@ class DKD(Distiller):
         loss_dkd = warmup_factor(epoch, self.warmup) * dkd_loss(
             logits_student, logits_teacher, target, self.alpha, self.beta, self.temperature
         )
-        return logits_student, {"loss_ce": self.ce_weight * F.cross_entropy(logits_student, target), "loss_kd": loss_dkd}
+        loss_ce = self.ce_weight * F.cross_entropy(logits_student, target)
+        return logits_student, {"loss_ce": loss_ce, "loss_kd": loss_dkd}

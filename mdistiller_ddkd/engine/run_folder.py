@@ -1,14 +1,14 @@
 """A run's output folder (mdistiller's layout): one writer, one commit point per epoch, self-repairing.
 
 Files: ``latest``, ``best``, ``epoch_N`` (distiller state, optimizer, RNG, history), ``student_latest``,
-``student_best`` (the student's state dict), ``results.json``, ``worklog.txt``, ``config.yaml``,
+``student_best``, ``student_N`` (the student's state dict), ``results.json``, ``worklog.txt``, ``config.yaml``,
 ``train.events/`` and, while a process writes, the lock ``.lock``.
 
 Every file is written atomically (temporary file, fsync, rename, fsync of the folder). Renaming ``latest``
 is the epoch's commit point; everything else is derived from it and written after it, so a kill at any
 moment leaves a ``latest`` that the other files either agree with or lag behind. ``repair`` (on every
 resume) removes stale temporary files and rebuilds what lags from ``latest``: ``student_latest``, ``best``
-/ ``student_best`` when ``latest`` is the best epoch, a due ``epoch_N``, ``results.json`` and the
+/ ``student_best`` when ``latest`` is the best epoch, a due ``epoch_N`` / ``student_N``, ``results.json`` and the
 worklog's missing epoch lines. A mid-epoch ``latest`` (written on SIGTERM / SIGINT) carries a ``partial``
 entry and leaves the files of its last complete epoch as they are.
 """
@@ -46,11 +46,11 @@ def student_checkpoint(state: Dict, test_acc: Optional[float]) -> Dict:
 
 
 def best_epoch(history: List[Dict]) -> Optional[int]:
-    """The epoch ``best`` holds: the first with the highest test accuracy (the trainer keeps a new best only
-    when it is strictly higher)."""
+    """The epoch ``best`` holds: the last one that reached the highest test accuracy (``RunProgress.add_epoch``:
+    mdistiller replaces ``best`` on a tie)."""
     best, epoch = None, None
     for record in history:
-        if best is None or record["test_acc"] > best:
+        if best is None or record["test_acc"] >= best:
             best, epoch = record["test_acc"], record["epoch"]
     return epoch
 
@@ -123,15 +123,23 @@ class RunFolder:
         save_checkpoint_atomic(state, self.file(LATEST))
 
     def write_derived(self, state: Dict, test_acc: float, is_best: bool, keep_copy: bool) -> None:
-        """What an epoch's ``latest`` implies: ``student_latest``, ``best`` / ``student_best`` for a new best,
-        a due ``epoch_N`` copy (``repair`` rebuilds whatever a crash left out)."""
-        student = student_checkpoint(state, test_acc)
-        if is_best:
-            save_checkpoint_atomic(state, self.file(BEST))
-            save_checkpoint_atomic(student, self.file(STUDENT_BEST))
-        save_checkpoint_atomic(student, self.file(STUDENT_LATEST))
+        """What an epoch's ``latest`` implies, in mdistiller's order: ``student_latest``, a due ``epoch_N`` /
+        ``student_N`` copy, ``best`` / ``student_best`` for a best epoch (``repair`` rebuilds whatever a crash
+        left out)."""
+        for name, make in self._derived(state, test_acc, is_best, keep_copy):
+            save_checkpoint_atomic(make(), self.file(name))
+
+    @staticmethod
+    def _derived(state: Dict, test_acc: Optional[float], is_best: bool, keep_copy: bool):
+        """``[(file name, builder of its contents)]`` of the files an epoch's ``latest`` implies."""
+        epoch = state["epoch"]
+        targets = [(STUDENT_LATEST, lambda: student_checkpoint(state, test_acc))]
         if keep_copy:
-            save_checkpoint_atomic(state, self.file(f"epoch_{state['epoch']}"))
+            targets += [(f"epoch_{epoch}", lambda: state),
+                        (f"student_{epoch}", lambda: student_checkpoint(state, test_acc))]
+        if is_best:
+            targets += [(BEST, lambda: state), (STUDENT_BEST, lambda: student_checkpoint(state, test_acc))]
+        return targets
 
     def save_partial(self, state: Dict) -> None:
         """A mid-epoch ``latest`` (``state["partial"]`` says where); the other files stay at the last epoch."""
@@ -174,12 +182,7 @@ class RunFolder:
             return done  # the last complete epoch's files were committed before the mid-epoch latest
         epoch, history = state["epoch"], json.loads(state.get("history", "[]"))
         test_acc = next((r["test_acc"] for r in history if r["epoch"] == epoch), None)
-        targets = [(STUDENT_LATEST, lambda: student_checkpoint(state, test_acc))]
-        if best_epoch(history) == epoch:
-            targets += [(BEST, lambda: state), (STUDENT_BEST, lambda: student_checkpoint(state, test_acc))]
-        if keep_copy(epoch):
-            targets.append((f"epoch_{epoch}", lambda: state))
-        for name, make in targets:
+        for name, make in self._derived(state, test_acc, best_epoch(history) == epoch, keep_copy(epoch)):
             if self._epoch_of(name) != epoch:
                 save_checkpoint_atomic(make(), self.file(name))
                 done.append(f"rebuilt {name}")

@@ -29,11 +29,13 @@ class RunProgress:
     resume_sums: Optional[Dict] = None
 
     def add_epoch(self, record: Dict) -> bool:
-        """Append the epoch's record; True when its test accuracy beats every earlier epoch (mdistiller keeps
-        a new best only when it is strictly higher)."""
-        is_best = record["test_acc"] > self.best_acc
+        """Append the epoch's record; True when ``best`` / ``student_best`` take this epoch. mdistiller's rule:
+        the best accuracy rises only on a strictly higher one, and an epoch that equals it (a tie included)
+        replaces the ``best`` checkpoint, so ``best`` holds the last epoch that reached the highest accuracy."""
+        self.best_acc = max(self.best_acc, record["test_acc"])
+        is_best = record["test_acc"] >= self.best_acc
         if is_best:
-            self.best_acc, self.best_acc_top5 = record["test_acc"], record["test_acc_top5"]
+            self.best_acc_top5 = record["test_acc_top5"]
         self.history.append(record)
         return is_best
 

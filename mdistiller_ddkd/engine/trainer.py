@@ -124,7 +124,8 @@ class Trainer:
                 distiller.student = nn.SyncBatchNorm.convert_sync_batchnorm(distiller.student)
                 self.student = distiller.student
             elif self.runtime.is_main:
-                print("[mdistiller_ddkd] SOLVER.SYNC_BN ignored: PyTorch's SyncBatchNorm needs CUDA devices", flush=True)
+                print("[mdistiller_ddkd] SOLVER.SYNC_BN ignored: PyTorch's SyncBatchNorm needs CUDA devices",
+                      flush=True)
         self.distiller = distiller.to(self.device, memory_format=self.memory_format)
         if self.cfg.SOLVER.COMPILE:
             self.distiller.compile()

@@ -78,4 +78,6 @@ def get_model(name: str, dataset: str = "cifar100", num_classes: int = 100, pret
             f"model {name!r} has no downloadable pretrained weights; load a checkpoint "
             f"(e.g. {checkpoint or 'download_ckpts/cifar_teachers/<name>_vanilla/ckpt_epoch_240.pth'})"
         )
-    return builder(num_classes=num_classes, pretrained=pretrained) if takes_pretrained else builder(num_classes=num_classes)
+    if takes_pretrained:
+        return builder(num_classes=num_classes, pretrained=pretrained)
+    return builder(num_classes=num_classes)

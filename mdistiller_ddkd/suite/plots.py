@@ -50,7 +50,8 @@ def plot_pair_accuracy(results: Sequence, teacher: str, student: str, out_dir: s
         return []
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
-    for label in [g for g in ("Teacher", "Student") if g in groups] + method_order(set(groups) - {"Teacher", "Student"}):
+    labels = [g for g in ("Teacher", "Student") if g in groups] + method_order(set(groups) - {"Teacher", "Student"})
+    for label in labels:
         runs = groups[label]
         epochs, means, stds = _mean_spread([series(_history(r.path), "test_acc") for r in runs])
         if not epochs:

@@ -42,7 +42,8 @@ def test_second_run_is_refused_and_ctrl_c_stops_the_first_after_a_checkpoint(tmp
     prefix = str(tmp_path)
     teacher = write_teacher_checkpoint(str(tmp_path / "t.pth"), "resnet8", num_classes=10)
     # the first run freezes itself (SIGSTOP) after step 2 of epoch 1, holding the folder
-    first = subprocess.Popen([sys.executable, TRAIN, *FAULT_PLUGIN, *synthetic_overrides(prefix, teacher, 2, epochs=2)], cwd=REPO_ROOT,
+    first = subprocess.Popen([sys.executable, TRAIN, *FAULT_PLUGIN, *synthetic_overrides(prefix, teacher, 2, epochs=2)],
+                             cwd=REPO_ROOT,
                              env=dict(subprocess_env(), DDKD_FAULT="signal:1:2:STOP"), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
@@ -59,7 +60,8 @@ def test_second_run_is_refused_and_ctrl_c_stops_the_first_after_a_checkpoint(tmp
             first.kill()
     assert first.returncode == 130, err[-2000:]
     assert err.count("\n") == 1 and "stopped by SIGINT in epoch 1 after step 2" in err and "Traceback" not in err
-    assert torch.load(os.path.join(run_folder(prefix), "latest"), weights_only=True)["partial"] == {"epoch": 1, "step": 2}
+    latest = torch.load(os.path.join(run_folder(prefix), "latest"), weights_only=True)
+    assert latest["partial"] == {"epoch": 1, "step": 2}
     proc = run_cli([TRAIN, "--resume", *synthetic_overrides(prefix, teacher, 2, epochs=2)], cwd=REPO_ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.load(open(os.path.join(run_folder(prefix), "results.json")))

@@ -29,7 +29,8 @@ def test_config_files_for_every_pair(method):
         assert cfg.EXPERIMENT.PROJECT == "cifar100_baselines" and cfg.EXPERIMENT.NAME == ""
         light_student = student in ("ShuffleV1", "ShuffleV2", "MobileNetV2")
         assert cfg.SOLVER.LR == (0.01 if light_student else 0.05)
-        assert (cfg.SOLVER.BATCH_SIZE, cfg.SOLVER.EPOCHS, list(cfg.SOLVER.LR_DECAY_STAGES)) == (64, 240, [150, 180, 210])
+        solver = (cfg.SOLVER.BATCH_SIZE, cfg.SOLVER.EPOCHS, list(cfg.SOLVER.LR_DECAY_STAGES))
+        assert solver == (64, 240, [150, 180, 210])
         assert (cfg.SOLVER.LR_DECAY_RATE, cfg.SOLVER.WEIGHT_DECAY, cfg.SOLVER.MOMENTUM) == (0.1, 0.0005, 0.9)
         assert cfg.SOLVER.TYPE == "SGD"
         assert cfg.SOLVER.TRAINER == ("crd" if method == "crd" else "base")
@@ -37,7 +38,8 @@ def test_config_files_for_every_pair(method):
             assert cfg.DKD.BETA == DKD_BETA.get(pair, 8.0)
             assert (cfg.DKD.ALPHA, cfg.DKD.T, cfg.DKD.WARMUP, cfg.DKD.CE_WEIGHT) == (1.0, 4.0, 20, 1.0)
         if method == "dist":
-            assert (cfg.DIST.TEMPERATURE, cfg.DIST.KD_WEIGHT * cfg.DIST.BETA, cfg.DIST.KD_WEIGHT * cfg.DIST.GAMMA) == (4.0, 2.0, 2.0)
+            dist = cfg.DIST
+            assert (dist.TEMPERATURE, dist.KD_WEIGHT * dist.BETA, dist.KD_WEIGHT * dist.GAMMA) == (4.0, 2.0, 2.0)
         if method == "crd":
             assert (cfg.CRD.NCE.K, cfg.CRD.NCE.MOMENTUM, cfg.CRD.NCE.TEMPERATURE) == (16384, 0.5, 0.07)
             assert (cfg.CRD.FEAT.DIM, cfg.CRD.MODE, cfg.CRD.LOSS.FEAT_WEIGHT) == (128, "exact", 0.8)

@@ -18,8 +18,17 @@ import sys
 import pytest
 import torch
 
-from tests.helpers import (FAULT_PLUGIN, REPO_ROOT, TRAIN, in_ci, run_cli, run_folder, subprocess_env,
-                           synthetic_overrides, write_teacher_checkpoint)
+from tests.helpers import (
+    FAULT_PLUGIN,
+    REPO_ROOT,
+    TRAIN,
+    in_ci,
+    run_cli,
+    run_folder,
+    subprocess_env,
+    synthetic_overrides,
+    write_teacher_checkpoint,
+)
 
 DISK_SIZE = "16m"
 
@@ -89,15 +98,16 @@ def reference(tmp_path_factory):
 @pytest.mark.parametrize("fault,writing,committed", [
     ("", "the lock", None),  # the disk is full before the run starts
     ("fill:1:3", "latest", None),  # mid-epoch 1: the first checkpoint cannot be written
-    ("fill-after-save:latest:1", "best", 1),
-    ("fill-after-save:student_best:1", "student_latest", 1),
+    ("fill-after-save:latest:1", "student_latest", 1),
+    ("fill-after-save:student_latest:1", "/best", 1),  # epoch 1 is the best so far
+    ("fill-after-save:best:1", "student_best", 1),
     ("fill-after-text:results.json", "worklog.txt", 1),
     ("fill-after-text:worklog.txt", "TensorBoard", 1),
     ("fill:2:2", "latest", 1),  # mid-epoch 2: the epoch-1 commit stands
     ("fill-after-save:student_latest:2", "epoch_2", 2),  # LOG.SAVE_CHECKPOINT_FREQ 2
-    ("fill-after-save:epoch_2:2", "results.json", 2),
-], ids=["before-start", "first-latest", "best", "student_latest", "worklog", "tensorboard", "second-latest",
-        "epoch_copy", "last-results"])
+    ("fill-after-save:epoch_2:2", "student_2", 2),
+], ids=["before-start", "first-latest", "student_latest", "best", "student_best", "worklog", "tensorboard",
+        "second-latest", "epoch_copy", "student_copy"])
 def test_a_full_disk_is_one_line_loses_nothing_and_resumes_exactly(namespaces, reference, tmp_path, fault,
                                                                   writing, committed):
     teacher, final_weights = reference

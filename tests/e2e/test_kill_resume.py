@@ -27,7 +27,8 @@ from tests.helpers import (
 
 
 def train(prefix, teacher, workers, *flags, fault="", epochs=3, **extra):
-    return run_cli([TRAIN, *FAULT_PLUGIN, *flags, *synthetic_overrides(prefix, teacher, workers, epochs, **extra)], cwd=REPO_ROOT,
+    return run_cli([TRAIN, *FAULT_PLUGIN, *flags, *synthetic_overrides(prefix, teacher, workers, epochs, **extra)],
+                   cwd=REPO_ROOT,
                    env_extra={"DDKD_FAULT": fault}, timeout=300)
 
 
@@ -90,7 +91,8 @@ def test_killed_four_times_then_resumed_is_bit_identical(teacher, reference, tmp
     assert_same_weights(load(prefix, "latest")["model"], weights)
     student = load(prefix, "student_latest")
     assert student["epoch"] == 3
-    assert_same_weights(student["model"], {k[len("student."):]: v for k, v in weights.items() if k.startswith("student.")})
+    student_weights = {k[len("student."):]: v for k, v in weights.items() if k.startswith("student.")}
+    assert_same_weights(student["model"], student_weights)
     results = json.load(open(os.path.join(run_folder(prefix), "results.json")))
     assert results["finished"] and results["epoch"] == 3
     for ours, ref in zip(results["history"], ref_results["history"]):  # the resumed epoch's means too
@@ -98,7 +100,8 @@ def test_killed_four_times_then_resumed_is_bit_identical(teacher, reference, tmp
     log = open(os.path.join(run_folder(prefix), "worklog.txt")).read()
     assert [log.count(f"epoch: {e}\t") for e in (1, 2, 3)] == [1, 1, 1]
     assert "changed SOLVER.EPOCHS 1 -> 3" in log and "rebuilt student_latest" in log and ".latest." in log
-    assert load(prefix, "epoch_2")["epoch"] == 2 and load(prefix, "student_best")["epoch"] == load(prefix, "best")["epoch"]
+    assert load(prefix, "epoch_2")["epoch"] == 2
+    assert load(prefix, "student_best")["epoch"] == load(prefix, "best")["epoch"]
     assert temp_files(prefix) == [] and not os.path.exists(os.path.join(run_folder(prefix), ".lock"))
 
 

@@ -1,7 +1,8 @@
 """``pip install .`` (not editable) into a fresh virtual environment: console scripts and packaged configs.
 
 The venv is created with --system-site-packages from the project's interpreter so torch & co. are not
-downloaded again; the package itself is built (pip's isolated build: setuptools from the index or PIP_FIND_LINKS) and installed
+downloaded again; the package itself is built (pip's isolated build: setuptools from the index or
+PIP_FIND_LINKS) and installed
 from the source tree, without dependencies.
 """
 
@@ -60,7 +61,8 @@ def test_pip_install_gives_console_scripts_and_packaged_configs(tmp_path):
         "from mdistiller_ddkd.engine.cfg import resolve_config_path, load_config\n"
         "p = resolve_config_path('configs/cifar100/dkd/res56_res20.yaml'); print(p)\n"
         "cfg = load_config('configs/demo/teacher.yaml'); print(cfg.DATASET.TYPE)\n"
-        "from mdistiller_ddkd.suite.paper import load_paper_tables; print(len(load_paper_tables()['table2_cifar100_same_family']))\n"
+        "from mdistiller_ddkd.suite.paper import load_paper_tables\n"
+        "print(len(load_paper_tables()['table2_cifar100_same_family']))\n"
     )])
     assert check.returncode == 0, check.stdout + check.stderr
     lines = check.stdout.split()

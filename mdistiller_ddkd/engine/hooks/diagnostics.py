@@ -48,8 +48,9 @@ def probe_batch(trainer, size: int) -> Dict[str, object]:
 def measure(trainer, batch: Dict[str, object], epoch: int) -> Tuple[Dict[str, float], Optional[GapReport]]:
     """``(scalars, gap report or None)`` of the distiller on ``batch``: per-term gradient norms for every
     method (``grad_<term>``, ``grad_total``; ``grad_logits_<term>`` at the student's logits;
-    ``grad_cos_ce_<term>``: cosine with the cross-entropy gradient) and, for
-    DDKD/DIFFKD, the gap metrics (other methods with a teacher: the student's logit metrics). Both in train mode, isolated (``isolation.isolated``)."""
+    ``grad_cos_ce_<term>``: cosine with the cross-entropy gradient) and, for DDKD/DIFFKD, the gap metrics
+    (other methods with a teacher: the student's logit metrics). Both in train mode, isolated
+    (``isolation.isolated``)."""
     distiller = trainer.distiller
     with isolated(distiller, train=True):
         scalars = distiller_gradient_norms(distiller, {**batch, "epoch": epoch}, trainer.autocast).scalars()

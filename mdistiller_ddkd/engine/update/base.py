@@ -40,7 +40,8 @@ def get_update_rule(name: str) -> Type["UpdateRule"]:
     try:
         return UPDATE_RULES[name]
     except KeyError:
-        raise UnknownNameError(f"unknown SOLVER.TRAINER {name!r}; registered: {', '.join(registered_update_rules())}") from None
+        raise UnknownNameError(f"unknown SOLVER.TRAINER {name!r}; registered: "
+                               f"{', '.join(registered_update_rules())}") from None
 
 
 class UpdateRule:

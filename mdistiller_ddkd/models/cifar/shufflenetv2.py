@@ -56,7 +56,8 @@ class BasicBlock(nn.Module):
         in_channels = int(in_channels * split_ratio)
         self.conv1 = nn.Conv2d(in_channels, in_channels, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(in_channels)
-        self.conv2 = nn.Conv2d(in_channels, in_channels, kernel_size=3, stride=1, padding=1, groups=in_channels, bias=False)
+        self.conv2 = nn.Conv2d(in_channels, in_channels, kernel_size=3, stride=1, padding=1, groups=in_channels,
+                               bias=False)
         self.bn2 = nn.BatchNorm2d(in_channels)
         self.conv3 = nn.Conv2d(in_channels, in_channels, kernel_size=1, bias=False)
         self.bn3 = nn.BatchNorm2d(in_channels)
@@ -81,7 +82,8 @@ class DownBlock(nn.Module):
         super().__init__()
         mid = out_channels // 2
         # left branch
-        self.conv1 = nn.Conv2d(in_channels, in_channels, kernel_size=3, stride=2, padding=1, groups=in_channels, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, in_channels, kernel_size=3, stride=2, padding=1, groups=in_channels,
+                               bias=False)
         self.bn1 = nn.BatchNorm2d(in_channels)
         self.conv2 = nn.Conv2d(in_channels, mid, kernel_size=1, bias=False)
         self.bn2 = nn.BatchNorm2d(mid)
