@@ -1,6 +1,7 @@
 """SIGTERM / SIGINT as a request to stop cleanly: the trainer finishes its step, writes a checkpoint that
 ``--resume`` continues from exactly, prints one line and exits with ``128 + signal`` (143 / 130), so a
-scheduler can requeue the job. A second signal stops at once (``ImmediateStop``).
+scheduler can requeue the job. A second signal stops at once (``ImmediateStop``), unless it comes within
+``DUPLICATE_WINDOW_S`` of the first (the same request, delivered to every process of a job).
 
 ``handle_stop_signals()`` installs the handlers (main thread only; ``ddkd-train`` does it); the trainer asks
 ``stop_requested()`` after every step. Without the handlers installed nothing changes.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from typing import Dict, Iterator, Optional
 
@@ -22,14 +24,22 @@ __all__ = ["ImmediateStop", "STOP_SIGNALS", "handle_stop_signals", "ignore_stop_
            "signal_name", "stop_exit_code", "stop_requested"]
 
 
+#: a second stop signal this soon after the first is the same request delivered twice (a scheduler signals
+#: the job's shell and every process of the job), not a request to stop at once
+DUPLICATE_WINDOW_S = 1.0
+
+
 class _StopRequest:
     def __init__(self) -> None:
         self.signum: Optional[int] = None
+        self.at = 0.0
 
     def handle(self, signum: int, frame) -> None:
         if self.signum is not None:
-            raise ImmediateStop(signum)
-        self.signum = signum
+            if time.monotonic() - self.at > DUPLICATE_WINDOW_S:
+                raise ImmediateStop(signum)
+            return
+        self.signum, self.at = signum, time.monotonic()
 
 
 _REQUEST = _StopRequest()

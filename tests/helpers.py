@@ -172,3 +172,21 @@ def bad_checkpoint(path, kind: str, marker) -> str:
 def in_ci() -> bool:
     """True in CI (``CI=true``), where a test of a real system must run, never skip."""
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def slurm_env() -> Optional[Dict[str, str]]:
+    """The environment in which Slurm's commands reach a cluster — ``$SLURM_CONF``, else the test cluster of
+    ``tests/cluster/slurm_up.sh`` — or None when none answers."""
+    import shutil
+
+    if shutil.which("sinfo") is None:
+        return None
+    env = dict(os.environ)
+    test_conf = os.path.join(os.environ.get("DDKD_SLURM_DIR", "/tmp/ddkd-slurm"), "slurm.conf")
+    if "SLURM_CONF" not in env and os.path.isfile(test_conf):
+        env["SLURM_CONF"] = test_conf
+    try:
+        probe = subprocess.run(["sinfo", "-h", "-o", "%t"], env=env, capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return None
+    return env if probe.returncode == 0 and probe.stdout.strip() else None

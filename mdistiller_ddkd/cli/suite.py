@@ -7,8 +7,11 @@
     python tools/suite.py my_suite.yaml --seeds 1 SOLVER.EPOCHS 2
     python tools/suite.py run table2 --plugins my_methods    # `run` is the default subcommand
     python tools/suite.py report table2 [--metric last]      # the table of a suite's output folders
+    python tools/suite.py table2 --slurm --partition gpu     # one Slurm job per run (docs/cluster.md)
+    python tools/suite.py status table2                      # where each run stands (local or Slurm)
 
-Finished runs are skipped and interrupted ones resumed, so a suite can be restarted at any time.
+Finished runs are skipped and interrupted ones resumed, so a suite can be restarted (or submitted) again at
+any time.
 """
 
 from __future__ import annotations
@@ -20,34 +23,65 @@ import sys
 from typing import List, Optional
 
 from ..download import ensure_cifar_teachers
-from ..errors import ConfigError, OneLineArgumentParser, UserError, one_line, run_main
+from ..errors import ConfigError, OneLineArgumentParser, one_line, run_main
 from ..plugins import add_plugins_argument, plugins_from_args, split_modules
-from ..suite.execute import execute_plan
-from ..suite.plan import plan_suite, shell_command
+from ..suite.executors import Executor, LocalExecutor, SlurmExecutor
+from ..suite.plan import plan_suite
 from ..suite.report import suite_report
+from ..suite.slurm import DEFAULT_SIGNAL_LEAD, SlurmOptions
 from ..suite.spec import NAMED_SUITES, SuiteSpec, load_suite, restrict, seeds_from_option
+from ..suite.status import render_status, suite_status
 from .table import add_table_arguments, run_table, write_plots
 
-SUBCOMMANDS = ("run", "report")
+SUBCOMMANDS = ("run", "report", "status")
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("suite", help=f"a named suite ({', '.join(NAMED_SUITES)}) or a suite YAML file")
-    parser.add_argument("--dry-run", action="store_true", help="print one training command per run and exit")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1); one GPU each when there are GPUs")
+    _add_selection_arguments(parser)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print one training command (--slurm: one job script) per run and exit")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at a time (default 1); one GPU each when there are GPUs")
     parser.add_argument("--gpus", default=None, help="GPU ids to use, e.g. 0,1,2,3 (default: all visible)")
-    parser.add_argument("--seeds", default=None, help="number of seeds (3 = seeds 0,1,2) or a list (0,4,7); "
-                        "default: the suite's")
-    parser.add_argument("--methods", default=None, help="comma-separated methods to run (default: the suite's)")
-    parser.add_argument("--pairs", default=None, help="comma-separated pairs (res56_res20 or teacher:student)")
-    parser.add_argument("--output", default=None, help="LOG.PREFIX of the runs (default: output/suites)")
     parser.add_argument("--launcher", default=None, help="what runs `-m mdistiller_ddkd.cli.train` "
                         "(default: this python), e.g. 'torchrun --nproc_per_node 8'")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     parser.add_argument("--no-report", action="store_true", help="do not print the table at the end")
     parser.add_argument("--metric", choices=("best", "last"), default="best", help="accuracy in the final table")
+    _add_slurm_arguments(parser)
     add_plugins_argument(parser)
     parser.add_argument("opts", nargs="*", default=[], metavar="KEY VALUE", help="config overrides for every run")
+
+
+def _add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("suite", help=f"a named suite ({', '.join(NAMED_SUITES)}) or a suite YAML file")
+    parser.add_argument("--seeds", default=None, help="number of seeds (3 = seeds 0,1,2) or a list (0,4,7); "
+                        "default: the suite's")
+    parser.add_argument("--methods", default=None, help="comma-separated methods to run (default: the suite's)")
+    parser.add_argument("--pairs", default=None, help="comma-separated pairs (res56_res20 or teacher:student)")
+    parser.add_argument("--output", default=None, help="LOG.PREFIX of the runs (default: output/suites)")
+
+
+def _add_slurm_arguments(parser: argparse.ArgumentParser) -> None:
+    """Slurm resources per run (they override the suite file's ``slurm:`` node; docs/cluster.md)."""
+    group = parser.add_argument_group("Slurm (--slurm: one job per run instead of local processes)")
+    group.add_argument("--slurm", action="store_true", help="submit one Slurm job per unfinished run and return")
+    group.add_argument("--partition", default=None, help="partition of the jobs (default: the cluster's default)")
+    group.add_argument("--gpus-per-run", type=int, default=None,
+                       help="GPUs per run (default 1 where the cluster has GPUs, else 0); more than 1: torchrun")
+    group.add_argument("--cpus-per-run", type=int, default=None, help="CPUs per run (default 4; sets the threads)")
+    group.add_argument("--mem-per-run", default=None, help="memory per run (default 16G), always requested")
+    group.add_argument("--time", default=None, help="time limit per job (default 24:00:00); a job that reaches "
+                       "it checkpoints, requeues itself and continues")
+    group.add_argument("--account", default=None, help="Slurm account")
+    group.add_argument("--qos", default=None, help="Slurm QOS")
+    group.add_argument("--max-running", type=int, default=None, help="at most this many of the suite's jobs at once")
+    group.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
+                       help="an extra #SBATCH option, e.g. --sbatch=--constraint=a100 (repeatable)")
+    group.add_argument("--signal-lead", type=int, default=None,
+                       help=f"seconds before the time limit at which a job checkpoints (default {DEFAULT_SIGNAL_LEAD})")
+    group.add_argument("--max-requeues", type=int, default=None,
+                       help="starts in a row without a new epoch before a run is stopped as failed (default 3)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="print the table of a suite's output folders (as ddkd-table)",
                                  description="Tabulate a suite's run folders like the paper.")
     add_table_arguments(report)
-    parser.commands = {"run": run, "report": report}  # for their own usage line in error messages
+    status = commands.add_parser("status", help="one line per run: pending, running, requeued, done, failed",
+                                 description="Where each run of a suite stands (local or Slurm), and the totals.")
+    _add_selection_arguments(status)
+    add_plugins_argument(status)
+    parser.commands = {"run": run, "report": report, "status": status}  # for their usage line in errors
     return parser
 
 
@@ -94,7 +132,18 @@ def _main(argv: List[str]) -> int:
     args = parse_args(argv)
     if args.command == "report":
         return run_table(args)
+    if args.command == "status":
+        return show_status(args)
     return run_suite(args)
+
+
+def show_status(args: argparse.Namespace) -> int:
+    """``ddkd-suite status``: where each run stands; exit 1 when a run failed."""
+    plugins_from_args(args)
+    plan = plan_suite(_spec_from_args(args), (), args.output)
+    statuses = suite_status(plan)
+    print(render_status(statuses, plan.suite.name), flush=True)
+    return 1 if any(s.state == "failed" for s in statuses) else 0
 
 
 def _spec_from_args(args) -> SuiteSpec:
@@ -129,54 +178,48 @@ def print_report(spec: SuiteSpec, output: Optional[str], metric: str = "best", f
     return text
 
 
-def print_dry_run(plan, launcher: Optional[List[str]]) -> None:
-    """One shell line per run (teachers first, in stages when the suite trains them), then the
-    (method, pair) left out as ``#`` comments; the plan's problems as warnings on stderr."""
-
-    for problem in plan.problems():
-        print(f"warning: {problem}", file=sys.stderr)
-    staged = any(run.after for run in plan.runs)
-    header = None
-    for run in plan.runs:
-        stage = "# 2) after the teachers above have finished:" if run.after else "# 1) first:"
-        if staged and stage != header:
-            print(stage)
-            header = stage
-        print(shell_command(run, launcher))
-    for line in plan.not_runnable_lines():
-        print(line)
+def _executor(args: argparse.Namespace, spec: SuiteSpec) -> Executor:
+    """Local processes, or Slurm jobs (``--slurm``; resources from the suite file, then the options)."""
+    if args.slurm:
+        options = SlurmOptions.from_dict(spec.slurm).merged(
+            partition=args.partition, gpus=args.gpus_per_run, cpus=args.cpus_per_run, mem=args.mem_per_run,
+            time=args.time, account=args.account, qos=args.qos, max_running=args.max_running, extra=args.sbatch,
+            signal_lead=args.signal_lead, max_requeues=args.max_requeues)
+        return SlurmExecutor(options)
+    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
+    launcher = shlex.split(args.launcher) if args.launcher else None
+    return LocalExecutor(jobs=args.jobs, gpus=gpus, launcher=launcher, epoch_progress=not args.quiet)
 
 
 def run_suite(args: argparse.Namespace) -> int:
-    """``ddkd-suite run``: plan, then print the commands (``--dry-run``) or run them and print the table."""
-    try:
-        plan = _plan_from_args(args)
-    except UserError as err:
-        print(f"error: {one_line(err.args[0] if err.args else err)}", file=sys.stderr)
-        return 2
-    launcher = shlex.split(args.launcher) if args.launcher else None
+    """``ddkd-suite run``: plan, then print the commands (``--dry-run``), run them locally and print the table,
+    or submit them to Slurm (``--slurm``)."""
+    plan = _plan_from_args(args)
+    executor = _executor(args, plan.suite)
     if args.dry_run:
-        print_dry_run(plan, launcher)
+        for problem in plan.problems():
+            print(f"warning: {problem}", file=sys.stderr)
+        executor.dry_run(plan)
         return 0
     problems = plan.problems()
     if problems:
-        for problem in problems:
-            print(f"error: {one_line(problem)}", file=sys.stderr)
-        print("(nothing was started; `--dry-run` prints the commands anyway)", file=sys.stderr)
-        return 2
+        raise ConfigError("; ".join(problems) + " (nothing was started; `--dry-run` prints the commands anyway)")
     spec = plan.suite
     for line in plan.not_runnable_lines():
         print(line, flush=True)
     print(f"suite {spec.name}: {len(plan.runs)} runs ({len(spec.methods)} methods x {len(spec.pairs)} pairs x "
           f"{len(spec.seeds)} seeds{', teachers trained first' if spec.teacher_config else ''}"
           f"{f', {len(plan.not_runnable)} (method, pair) not runnable' if plan.not_runnable else ''}) -> "
-          f"{plan.runs[0].output_dir.rsplit(plan.runs[0].name, 1)[0] if plan.runs else ''}", flush=True)
-    if not _prefetch_teachers(plan):
-        return 2
-
-    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
+          f"{plan.root}", flush=True)
+    _prefetch_teachers(plan)
+    if isinstance(executor, SlurmExecutor):
+        executor.execute(plan)
+        where = f" --output {args.output}" if args.output else ""
+        print(f"follow with `ddkd-suite status {args.suite}{where}`; when the runs are done, "
+              f"`ddkd-suite report {args.suite}{where}` prints the table", flush=True)
+        return 0
     try:
-        outcome = execute_plan(plan, jobs=args.jobs, gpus=gpus, launcher=launcher, epoch_progress=not args.quiet)
+        ok = executor.execute(plan)
     except KeyboardInterrupt:
         return 130
     if not args.no_report:
@@ -184,7 +227,7 @@ def run_suite(args: argparse.Namespace) -> int:
         print_report(spec, args.output, args.metric)
     if spec.plots:
         _write_suite_plots(spec, args.output, args.metric)
-    return 0 if outcome.ok else 1
+    return 0 if ok else 1
 
 
 def _write_suite_plots(spec: SuiteSpec, output: Optional[str], metric: str) -> None:
@@ -198,20 +241,13 @@ def _write_suite_plots(spec: SuiteSpec, output: Optional[str], metric: str) -> N
         print(f"[mdistiller_ddkd] no plots: {one_line(err)}", flush=True)
 
 
-def _prefetch_teachers(plan) -> bool:
-    """CIFAR-100 suites distilling from mdistiller's released teachers: fetch them once, before N runs
-    would each try; False (with the message) when that fails."""
+def _prefetch_teachers(plan) -> None:
+    """CIFAR-100 suites distilling from mdistiller's released teachers: fetch them once, before N runs (or
+    jobs) would each try; offline, unreachable or corrupt is a one-line user error."""
     needs = [r for r in plan.runs if r.role == "distill" and "DISTILLER.TEACHER_CKPT" not in r.overrides
              and r.status() != "finished"]
-    if plan.suite.dataset != "cifar100" or not needs:
-        return True
-
-    try:
+    if plan.suite.dataset == "cifar100" and needs:
         ensure_cifar_teachers("download_ckpts")
-    except Exception as err:  # offline, unreachable or corrupt: the message says what to do
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return False
-    return True
 
 
 if __name__ == "__main__":

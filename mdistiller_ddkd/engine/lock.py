@@ -65,6 +65,22 @@ def _parse_pid(text: str) -> Optional[int]:
         return None
 
 
+def live_holder(folder: str) -> Optional[str]:
+    """The holder line of ``folder``'s lock when a process on this host that is still alive holds it (a lock
+    of another host counts as held); None when the folder is free. Reads only, never takes the lock."""
+    try:
+        with open(os.path.join(folder, LOCK_NAME), encoding="utf-8") as f:
+            holder = f.read().strip()
+    except OSError:
+        return None
+    pid = _parse_pid(holder)
+    if pid is None:
+        return None
+    if socket.gethostname() in holder and not _pid_alive(pid):
+        return None
+    return holder
+
+
 class OutputLock:
     """``OutputLock(folder).acquire()`` or raise ``OutputLockedError`` naming the holder; ``release()``
     removes the file. Also released when the object is garbage-collected."""

@@ -14,8 +14,10 @@ from typing import Dict, List, Optional, Sequence, TextIO
 import torch
 
 from ..errors import disk_errors
+from .job import current_epoch
 from .plan import Plan, Run, read_results
 from .progress import Progress
+from .records import SuiteRecords
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -90,6 +92,8 @@ class _Execution:
         self.index = {run.name: i + 1 for i, run in enumerate(plan.runs)}
         self.pending: List[Run] = list(plan.runs)
         self.active: List[_Active] = []
+        self.records = SuiteRecords(plan.root)
+        self.records.claim(plan)
 
     def skip_finished(self) -> None:
         """Mark the runs whose folder says finished as ``skipped``."""
@@ -124,6 +128,7 @@ class _Execution:
                 continue
             gpu = self._free_gpu()
             self.pending.remove(run)
+            self.records.note(run.name, event="start", job_id=None, epoch=current_epoch(run.output_dir))
             self.active.append(_start(run, gpu, self.jobs, self.launcher))
             resumed = read_results(run.output_dir) if "--resume" in self.active[-1].process.args else None
             self.progress.started(self.index[run.name], run, gpu, resumed)
@@ -143,6 +148,8 @@ class _Execution:
             self.active.remove(item)
             elapsed = time.time() - item.started
             results = read_results(item.run.output_dir)
+            self.records.note(item.run.name, event="end", job_id=None, code=code,
+                              epoch=current_epoch(item.run.output_dir), requeue=False)
             if code == 0 and results and results.get("finished"):
                 self.outcome.states[item.run.name] = "done"
                 self.progress.finished(i, item.run, results, elapsed)
@@ -162,6 +169,8 @@ class _Execution:
             except subprocess.TimeoutExpired:
                 item.process.kill()
             item.log.close()
+            self.records.note(item.run.name, event="end", job_id=None, code=item.process.wait(),
+                              epoch=current_epoch(item.run.output_dir), requeue=False, reason="interrupted")
         self.progress.interrupted([a.run for a in self.active])
 
 

@@ -91,6 +91,8 @@ class Plan:
     unknown_methods: List[str]
     #: what a ``skip_missing`` suite leaves out, one entry per config file it lacks
     not_runnable: List[NotRunnable] = field(default_factory=list)
+    #: the suite's output folder, ``<output>/<suite name>``: its runs' folders and its records
+    root: str = ""
 
     def problems(self) -> List[str]:
         """Human-readable reasons why the plan cannot run (empty when it can)."""
@@ -109,7 +111,8 @@ class Plan:
         """``# not runnable ...`` comment lines (shell-script safe) naming each left-out (method, pair)."""
         if not self.not_runnable:
             return []
-        head = f"# not runnable: {len(self.not_runnable)} (method, pair) of suite {self.suite.name} without a config file"
+        head = (f"# not runnable: {len(self.not_runnable)} (method, pair) of suite {self.suite.name} "
+                f"without a config file")
         groups: Dict[tuple, List[NotRunnable]] = {}  # a method without any config folder: one line
         for item in self.not_runnable:
             groups.setdefault((item.method, item.reason), []).append(item)
@@ -248,7 +251,8 @@ def plan_suite(spec: SuiteSpec, extra_overrides: Sequence[str] = (), output: Opt
             for seed in spec.seeds:
                 planner.add_method(method, pair, seed, teachers)
     unknown = [m for m in spec.methods if m not in distiller_dict]
-    return Plan(spec, planner.runs, planner.missing, unknown, list(planner.not_runnable.values()))
+    return Plan(spec, planner.runs, planner.missing, unknown, list(planner.not_runnable.values()),
+                os.path.join(planner.prefix, spec.name))
 
 
 def shell_command(run: Run, launcher: Optional[Sequence[str]] = None) -> str:

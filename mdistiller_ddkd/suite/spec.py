@@ -17,6 +17,7 @@ synthetic demo). A YAML file describes a custom suite with the same fields::
     method_overrides: {DKD: {DKD.WARMUP: 1}}
     output: output/suites          # LOG.PREFIX of the runs
     skip_missing: false            # true: runs without a config file are listed as not runnable, the rest run
+    slurm: {partition: gpu, time: "24:00:00", mem: 16G, cpus: 4}   # job resources for --slurm (docs/cluster.md)
 
 Templates may use ``{method}`` (lower case), ``{METHOD}``, ``{pair}``, ``{teacher}``, ``{student}``
 and, for the vanilla/teacher templates, ``{model}``.
@@ -66,8 +67,10 @@ class SuiteSpec:
     paper_table: Optional[str] = None
     #: runs whose config file does not exist are listed as not runnable instead of failing the plan
     skip_missing: bool = False
-    #: write the suite's plots (``diagnostics.plots.plot_suite``) into ``<output>/<name>/plots`` after the run
+    #: write the suite's plots (``suite.plots.plot_suite``) into ``<output>/<name>/plots`` after the run
     plots: bool = False
+    #: resources of its Slurm jobs (``suite.slurm.SlurmOptions`` fields), from the suite file's ``slurm:`` node
+    slurm: Dict[str, object] = field(default_factory=dict)
 
 
 def _pair_from_name(name: str) -> Pair:
@@ -163,14 +166,15 @@ NAMED_SUITES = tuple(_NAMED_SUITE_BUILDERS)
 def named_suite(name: str) -> SuiteSpec:
     """A named suite (:data:`NAMED_SUITES`), built now."""
     if name not in _NAMED_SUITE_BUILDERS:
-        raise UnknownNameError(f"unknown suite {name!r}: named suites are {', '.join(NAMED_SUITES)}, or give a YAML file")
+        raise UnknownNameError(f"unknown suite {name!r}: named suites are {', '.join(NAMED_SUITES)}, or give a "
+                               f"YAML file")
     return _NAMED_SUITE_BUILDERS[name]()
 
 
 def suite_from_dict(data: dict, default_name: str = "suite") -> SuiteSpec:
     """A custom suite from the YAML fields documented in this module."""
     known = {"name", "dataset", "methods", "pairs", "seeds", "config", "vanilla_config", "teacher_config",
-             "overrides", "method_overrides", "output", "base", "skip_missing"}
+             "overrides", "method_overrides", "output", "base", "skip_missing", "slurm"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"unknown suite field(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}")
@@ -191,10 +195,12 @@ def suite_from_dict(data: dict, default_name: str = "suite") -> SuiteSpec:
         vanilla_config=str(data.get("vanilla_config", default_vanilla)),
         teacher_config=data.get("teacher_config", base.teacher_config if base else None),
         overrides=flatten_overrides(data.get("overrides")),
-        method_overrides={str(k).upper(): flatten_overrides(v) for k, v in (data.get("method_overrides") or {}).items()},
+        method_overrides={str(k).upper(): flatten_overrides(v)
+                          for k, v in (data.get("method_overrides") or {}).items()},
         output=str(data.get("output", DEFAULT_OUTPUT)),
         paper_table=base.paper_table if base else None,
         skip_missing=bool(data.get("skip_missing", base.skip_missing if base else False)),
+        slurm=dict(data.get("slurm") or (base.slurm if base else {})),
     )
 
 

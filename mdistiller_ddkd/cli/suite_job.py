@@ -1,0 +1,18 @@
+"""``python -m mdistiller_ddkd.cli.suite_job SUITE_FOLDER RUN_NAME``: what a suite's Slurm job runs
+(``suite/job.py``); not meant to be called by hand."""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+from ..errors import run_main
+from ..suite.job import main as job_main
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_main(job_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
