@@ -122,3 +122,10 @@ def test_refusals_are_one_line_and_submit_nothing(capsys, tmp_path, monkeypatch)
     code, _, err = call_cli(capsys, suite_main, "s.yaml", "--slurm", "--time", "2:00:00")
     assert_one_line_error(code, err, "no Slurm here: sinfo is not on PATH")
     assert not os.path.exists(tmp_path / "output")
+
+
+def test_the_imagenet_table_asks_for_eight_gpus_and_torchrun(capsys):
+    code = suite_main(["table1", "--slurm", "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0 and out.count("#SBATCH --gres=gpu:8") == out.count("#!/bin/bash") > 0
+    assert "--nproc_per_node 8" in out and "#SBATCH --cpus-per-task=32" in out

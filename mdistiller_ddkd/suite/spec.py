@@ -119,10 +119,11 @@ def flatten_overrides(value) -> List[str]:
 def _paper_suite(table: str) -> SuiteSpec:
     key, dataset = PAPER_TABLES[table]
     pairs = [Pair(pair_name(r["teacher"], r["student"]), r["teacher"], r["student"]) for r in table_rows(table)]
-    if dataset == "imagenet":
+    if dataset == "imagenet":  # mdistiller's ImageNet recipe: 8 GPUs per run (torchrun inside a Slurm job)
         return SuiteSpec(table, dataset, table_methods(table), pairs, seeds=[0],
                          config="configs/imagenet/{pair}/{method}.yaml",
-                         vanilla_config="configs/imagenet/{pair}/none.yaml", paper_table=table)
+                         vanilla_config="configs/imagenet/{pair}/none.yaml", paper_table=table,
+                         slurm={"gpus": 8, "cpus": 32, "mem": "160G", "time": "2-00:00:00"})
     return SuiteSpec(table, dataset, table_methods(table), pairs, seeds=[0, 1, 2],
                      config="configs/cifar100/{method}/{pair}.yaml",
                      vanilla_config="configs/cifar100/vanilla/{model}.yaml", paper_table=table)
