@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 import torch
 
@@ -12,12 +14,20 @@ def test_bench_runs_and_reports_ratio_to_dkd():
     previous = torch.get_num_threads()
     try:
         results = run_benchmark("resnet14", "resnet8", ["DKD", "DDKD"], batch_size=2, steps=2, warmup=1,
-                                threads=1, memory=False)
+                                threads=1, memory=False, repeats=3, clock="cpu")
     finally:
         torch.set_num_threads(previous)
     by_method = {r["method"]: r for r in results}
     assert by_method["DKD"]["ratio_to_dkd"] == 1.0 and by_method["DKD"]["paired_ratio_to_dkd"] == 1.0
-    assert by_method["DDKD"]["median_step_s"] > 0 and len(by_method["DDKD"]["step_times_s"]) == 2
+    assert by_method["DKD"]["paired_ratio_to_dkd_per_repeat"] == [1.0, 1.0, 1.0]
+    ddkd = by_method["DDKD"]
+    assert ddkd["median_step_s"] > 0 and [len(r) for r in ddkd["step_times_s"]] == [2, 2, 2]
+    # the protocol: per repeat, the median over rounds of the paired ratio; then the median over repeats
+    per_repeat = [statistics.median(a / b for a, b in zip(mine, ref))
+                  for mine, ref in zip(ddkd["step_times_s"], by_method["DKD"]["step_times_s"])]
+    # (the recorded step times are rounded to 10 µs: the recomputation agrees to that precision)
+    assert ddkd["paired_ratio_to_dkd_per_repeat"] == pytest.approx(per_repeat, rel=2e-3)
+    assert ddkd["paired_ratio_to_dkd"] == pytest.approx(statistics.median(per_repeat), rel=1e-2)
     assert by_method["DDKD"]["extra_parameters"] > 0 == by_method["DKD"]["extra_parameters"]
     table = markdown_table(results)
     assert table.count("\n") == 3 and "| DDKD |" in table
@@ -88,3 +98,31 @@ def test_bench_user_errors_are_one_line_and_exit_2(capsys):
     assert main(["--teacher", "resnet14", "--student", "resnet8", "--methods", "MAGIC", "--no-memory"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "MAGIC" in err and "\n" not in err
+
+
+def test_the_cuda_path_refuses_cleanly_without_a_gpu(capsys):
+    from mdistiller_ddkd.cli.bench_step import main
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the CUDA path runs instead of refusing")
+    base = ["--teacher", "resnet14", "--student", "resnet8", "--no-memory"]
+    assert main([*base, "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: SOLVER.DEVICE is 'cuda' but no CUDA device") and err.count("\n") == 1
+    assert main([*base, "--clock", "cuda"]) == 2
+    assert "--clock cuda times CUDA events and needs --device cuda" in capsys.readouterr().err
+
+
+def test_saved_tensor_bytes_count_what_autograd_keeps_for_backward():
+    from mdistiller_ddkd.bench.common import saved_tensor_bytes
+
+    x = torch.randn(32, 16, requires_grad=True)
+    w = torch.randn(16, 8, requires_grad=True)
+    out = {}
+    with saved_tensor_bytes(out):
+        y = (x @ w).relu()  # mm saves x and w; relu saves its output
+    assert out["bytes"] == x.nbytes + w.nbytes + y.nbytes
+    with saved_tensor_bytes(out):
+        with torch.no_grad():
+            (x @ w).relu()
+    assert out["bytes"] == 0

@@ -124,10 +124,12 @@ def test_benchmark_tables_render_through_the_formatter():
     from mdistiller_ddkd.bench.step import markdown_table as step_table
 
     step = step_table([{"method": "DKD", "median_step_s": 0.02468, "ratio_to_dkd": 1.0, "paired_ratio_to_dkd": 1.0,
-                        "peak_memory_bytes": None, "extra_parameters": 1234567}])
-    assert step == ("| method | median step (ms) | × DKD (medians) | × DKD (paired) | peak memory (MiB) | extra params |\n"
-                    "|---|---:|---:|---:|---:|---:|\n"
-                    "| DKD | 24.7 | 1.00 | 1.00 | – | 1,234,567 |")
+                        "peak_memory_bytes": None, "saved_tensor_bytes": 3 * 2**19, "extra_parameters": 1234567}])
+    assert step.splitlines() == [
+        "| method | median step (ms) | × DKD (medians) | × DKD (paired) | peak memory (MiB) "
+        "| saved for backward (MiB) | extra params |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        "| DKD | 24.7 | 1.000 | 1.000 | – | 1.5 | 1,234,567 |"]
     rows = [{"method": m, "path": p, "amp": "off", "channels_last": False, "images_per_s": v, "epoch_seconds": 2.0,
              "peak_memory_bytes": 3 * 2**20} for m, p, v in (("DKD", "dataloader", 100.0), ("DDKD", "gpu_augment", 150.0))]
     assert epoch_table(rows).splitlines() == [

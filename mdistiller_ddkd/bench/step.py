@@ -13,7 +13,6 @@ size (``ru_maxrss``) minus its resident size just before the first step ("peak R
 from __future__ import annotations
 
 import statistics
-import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -25,7 +24,7 @@ from ..distillers import get_distiller_class
 from ..engine.cfg import load_config, resolve_config_path
 from ..models import get_model as build_model
 from ..tables import markdown_table as _markdown_table
-from .common import current_rss_bytes, peak_rss_bytes, sync
+from .common import current_rss_bytes, make_clock, peak_rss_bytes, saved_tensor_bytes, sync
 
 DEFAULT_METHODS = ("NONE", "KD", "DKD", "DIFFKD", "DDKD")
 NUM_CLASSES = {"cifar100": 100, "imagenet": 1000}
@@ -58,22 +57,25 @@ def build_step(
     seed: int = 0,
     amp: str = "off",
     channels_last: bool = False,
-) -> Tuple[Callable[[], None], int]:
-    """``(step, extra parameters)``: ``step()`` runs one SGD training step of ``method`` (default config,
-    then ``cfg_file``, with randomly initialised models) on a fixed random batch, under autocast when
-    ``amp`` is ``bf16``/``fp16`` (fp16 with a gradient scaler) and channels-last when asked."""
+    opts: Sequence[str] = (),
+) -> Tuple[Callable[[], None], int, Callable[[], Dict]]:
+    """``(step, extra parameters, forward)``: ``step()`` runs one SGD training step of ``method`` (default
+    config, then ``cfg_file``, then ``opts``, with randomly initialised models) on a fixed random batch, under
+    autocast when ``amp`` is ``bf16``/``fp16`` (fp16 with a gradient scaler) and channels-last when asked;
+    ``forward()`` is the step's forward alone (its losses, graphs attached)."""
 
     torch.manual_seed(seed)
     dev = torch.device(device)
-    opts = ["DISTILLER.TYPE", method, "DISTILLER.TEACHER", teacher, "DISTILLER.STUDENT", student,
-            "DATASET.TYPE", dataset]
-    cfg = load_config(cfg_file, opts)
+    cfg = load_config(cfg_file, ["DISTILLER.TYPE", method, "DISTILLER.TEACHER", teacher, "DISTILLER.STUDENT",
+                                 student, "DATASET.TYPE", dataset, *opts])
     num_classes = NUM_CLASSES[dataset]
     cls = get_distiller_class(method)
     student_model = build_model(student, dataset, num_classes).to(dev)
     teacher_model = build_model(teacher, dataset, num_classes).to(dev) if cls.needs_teacher else None
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     distiller = cls.build(student_model, teacher_model, cfg, batch_size).to(dev, memory_format=memory_format).train()
+    if cfg.SOLVER.COMPILE:
+        distiller.compile()
     optimizer = torch.optim.SGD(distiller.get_learnable_parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     scaler = torch.amp.GradScaler(dev.type, enabled=amp_dtype is torch.float16)
@@ -82,70 +84,60 @@ def build_step(
     target = torch.randint(0, num_classes, (batch_size,), device=dev)
     index = torch.arange(batch_size, device=dev)
 
+    def forward() -> Dict:
+        with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            return distiller(image=image, target=target, epoch=30, index=index)[1]
+
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            _, losses = distiller(image=image, target=target, epoch=30, index=index)
-        scaler.scale(sum(losses.values())).backward()
+        scaler.scale(sum(forward().values())).backward()
         scaler.step(optimizer)
         scaler.update()
 
-    return step, int(distiller.get_extra_parameters())
+    return step, int(distiller.get_extra_parameters()), forward
 
 
-def measure_times(
-    methods: Sequence[str],
-    teacher: str,
-    student: str,
-    pair: Optional[str] = None,
-    dataset: str = "cifar100",
-    batch_size: int = 64,
-    steps: int = 20,
-    warmup: int = 3,
-    device: str = "cpu",
-    amp: str = "off",
-    channels_last: bool = False,
-) -> Dict[str, Dict]:
-    """Per method: the step times (s) of ``steps`` interleaved timed steps after ``warmup`` steps each."""
+def measure_times(methods: Sequence[str], teacher: str, student: str, pair: Optional[str] = None,
+                  dataset: str = "cifar100", batch_size: int = 64, steps: int = 20, warmup: int = 3,
+                  device: str = "cpu", amp: str = "off", channels_last: bool = False, repeats: int = 1,
+                  clock: str = "wall", opts: Sequence[str] = ()) -> Dict[str, Dict]:
+    """Per method: ``repeats`` lists of ``steps`` step times (s), the methods' steps interleaved round-robin
+    in every repeat (after ``warmup`` steps each), and its extra parameters."""
     dev = torch.device(device)
     runners = {}
     for method in methods:
-        step, extra = build_step(method, teacher, student, dataset, batch_size, device,
-                                 pair_config_file(method, pair, dataset), amp=amp, channels_last=channels_last)
+        step, extra, _ = build_step(method, teacher, student, dataset, batch_size, device,
+                                    pair_config_file(method, pair, dataset), amp=amp, channels_last=channels_last,
+                                    opts=opts)
         runners[method] = (step, extra)
     for step, _ in runners.values():
         for _ in range(warmup):
             step()
-    times: Dict[str, List[float]] = {m: [] for m in methods}
-    for _ in range(steps):
-        for method, (step, _) in runners.items():
-            sync(dev)
-            start = time.perf_counter()
-            step()
-            sync(dev)
-            times[method].append(time.perf_counter() - start)
+    time_one = make_clock(clock, dev)
+    times: Dict[str, List[List[float]]] = {m: [] for m in methods}
+    for _ in range(repeats):
+        for method in methods:
+            times[method].append([])
+        for _ in range(steps):
+            for method, (step, _) in runners.items():
+                times[method][-1].append(time_one(step))
     return {m: {"times_s": times[m], "extra_parameters": runners[m][1]} for m in methods}
 
 
-def measure_memory(
-    method: str,
-    teacher: str,
-    student: str,
-    pair: Optional[str] = None,
-    dataset: str = "cifar100",
-    batch_size: int = 64,
-    steps: int = 2,
-    device: str = "cpu",
-    threads: int = 0,
-    amp: str = "off",
-    channels_last: bool = False,
-) -> Tuple[int, str]:
-    """(peak memory in bytes of ``steps`` training steps, how it was measured). Meant for a fresh process."""
+def measure_memory(method: str, teacher: str, student: str, pair: Optional[str] = None, dataset: str = "cifar100",
+                   batch_size: int = 64, steps: int = 2, device: str = "cpu", threads: int = 0, amp: str = "off",
+                   channels_last: bool = False, opts: Sequence[str] = ()) -> Tuple[int, str, int]:
+    """(peak memory in bytes of ``steps`` training steps, how it was measured, the bytes one forward saves for
+    backward). Meant for a fresh process."""
     if threads > 0:
         torch.set_num_threads(threads)
     dev = torch.device(device)
-    step, _ = build_step(method, teacher, student, dataset, batch_size, device, pair_config_file(method, pair, dataset),
-                         amp=amp, channels_last=channels_last)
+    step, _, forward = build_step(method, teacher, student, dataset, batch_size, device,
+                                  pair_config_file(method, pair, dataset), amp=amp, channels_last=channels_last,
+                                  opts=opts)
+    saved: Dict[str, int] = {}
+    with saved_tensor_bytes(saved):
+        forward()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
         base = torch.cuda.memory_allocated(dev)
@@ -155,78 +147,83 @@ def measure_memory(
         step()
     sync(dev)
     if dev.type == "cuda":
-        return torch.cuda.max_memory_allocated(dev) - base, "cuda max_memory_allocated delta"
-    return peak_rss_bytes() - base, "peak RSS delta (ru_maxrss - RSS before step 1)"
+        return torch.cuda.max_memory_allocated(dev) - base, "cuda max_memory_allocated delta", saved["bytes"]
+    return peak_rss_bytes() - base, "peak RSS delta (ru_maxrss - RSS before step 1)", saved["bytes"]
 
 
-def run_benchmark(
-    teacher: str,
-    student: str,
-    methods: Sequence[str] = DEFAULT_METHODS,
-    pair: Optional[str] = None,
-    dataset: str = "cifar100",
-    batch_size: int = 64,
-    steps: int = 20,
-    warmup: int = 3,
-    device: str = "cpu",
-    threads: int = 0,
-    memory: bool = True,
-    amp: str = "off",
-    channels_last: bool = False,
-) -> List[Dict]:
-    """Timings (interleaved, this process) and peak memory (one spawned process per method) of every
-    method, with each median step time's ratio to DKD's when DKD is among the methods."""
+def paired_ratios(times: List[List[float]], reference: List[List[float]]) -> List[float]:
+    """Per repeat, the median over rounds of (this step / the reference's step in the same round)."""
+    return [statistics.median(a / b for a, b in zip(mine, ref)) for mine, ref in zip(times, reference)]
+
+
+def _memory_of(method: str, settings: Dict) -> Tuple[Optional[int], Optional[str], Optional[int]]:
+    """``measure_memory`` in a fresh spawned process (its peak is its own)."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(measure_memory, method, **settings).result()
+
+
+def run_benchmark(teacher: str, student: str, methods: Sequence[str] = DEFAULT_METHODS, pair: Optional[str] = None,
+                  dataset: str = "cifar100", batch_size: int = 64, steps: int = 20, warmup: int = 3,
+                  device: str = "cpu", threads: int = 0, memory: bool = True, amp: str = "off",
+                  channels_last: bool = False, repeats: int = 5, clock: str = "wall",
+                  opts: Sequence[str] = ()) -> List[Dict]:
+    """Timings (interleaved in this process, ``repeats`` times) and peak memory (one spawned process per
+    method) of every method. ``paired_ratio_to_dkd`` is the median over repeats of each repeat's median
+    per-round ratio to DKD's step: the protocol docs/benchmarks.md reports, robust to load drifting during
+    the run."""
     if threads > 0:
         torch.set_num_threads(threads)
-    timed = measure_times(methods, teacher, student, pair, dataset, batch_size, steps, warmup, device,
-                          amp=amp, channels_last=channels_last)
+    timed = measure_times(methods, teacher, student, pair, dataset, batch_size, steps, warmup, device, amp=amp,
+                          channels_last=channels_last, repeats=repeats, clock=clock, opts=opts)
+    settings = dict(teacher=teacher, student=student, pair=pair, dataset=dataset, batch_size=batch_size, steps=2,
+                    device=device, threads=threads, amp=amp, channels_last=channels_last, opts=tuple(opts))
+    dkd = timed["DKD"]["times_s"] if "DKD" in timed else None
     results = []
     for method in methods:
-        peak, how = None, None
-        if memory:
-            with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-                peak, how = pool.submit(
-                    measure_memory, method, teacher, student, pair, dataset, batch_size, 2, device, threads,
-                    amp, channels_last,
-                ).result()
+        peak, how, saved = _memory_of(method, settings) if memory else (None, None, None)
         times = timed[method]["times_s"]
+        flat = [t for repeat in times for t in repeat]
+        per_repeat = paired_ratios(times, dkd) if dkd else None
         results.append({
-            "method": method,
-            "teacher": teacher,
-            "student": student,
-            "device": device,
-            "batch_size": batch_size,
-            "amp": amp,
-            "channels_last": channels_last,
-            "steps": steps,
-            "threads": torch.get_num_threads(),
-            "median_step_s": statistics.median(times),
-            "min_step_s": min(times),
-            "step_times_s": [round(t, 5) for t in times],
-            "peak_memory_bytes": peak,
-            "memory_measure": how,
+            "method": method, "teacher": teacher, "student": student, "device": device, "batch_size": batch_size,
+            "amp": amp, "channels_last": channels_last, "steps": steps, "repeats": repeats, "clock": clock,
+            "threads": torch.get_num_threads(), "options": list(opts),
+            "median_step_s": statistics.median(flat), "min_step_s": min(flat),
+            "step_times_s": [[round(t, 5) for t in repeat] for repeat in times],
+            "peak_memory_bytes": peak, "memory_measure": how, "saved_tensor_bytes": saved,
             "extra_parameters": timed[method]["extra_parameters"],
             "config_file": pair_config_file(method, pair, dataset),
+            "paired_ratio_to_dkd_per_repeat": [round(r, 4) for r in per_repeat] if per_repeat else None,
+            "paired_ratio_to_dkd": statistics.median(per_repeat) if per_repeat else None,
         })
-    reference = {r["method"]: r["median_step_s"] for r in results}.get("DKD")
-    dkd_times = timed["DKD"]["times_s"] if "DKD" in timed else None
-    for r in results:
-        r["ratio_to_dkd"] = r["median_step_s"] / reference if reference else None
-        # median over rounds of (this method's step / DKD's step in the same round): robust to load drift
-        r["paired_ratio_to_dkd"] = (
-            statistics.median(a / b for a, b in zip(timed[r["method"]]["times_s"], dkd_times)) if dkd_times else None
-        )
+    _relate_to_dkd(results)
     return results
 
 
+def _relate_to_dkd(results: List[Dict]) -> None:
+    """Each method's median step relative to DKD's, and (when measured) whether its peak memory stays within
+    DKD's plus what its forward saves beyond DKD's (the diffusion modules' saved tensors, for DDKD)."""
+    dkd = next((r for r in results if r["method"] == "DKD"), None)
+    for r in results:
+        r["ratio_to_dkd"] = r["median_step_s"] / dkd["median_step_s"] if dkd else None
+        if dkd is None or r["saved_tensor_bytes"] is None or dkd["saved_tensor_bytes"] is None:
+            continue
+        r["extra_saved_bytes_vs_dkd"] = r["saved_tensor_bytes"] - dkd["saved_tensor_bytes"]
+        if r["peak_memory_bytes"] is not None and dkd["peak_memory_bytes"] is not None:
+            r["peak_within_dkd_plus_saved"] = (
+                r["peak_memory_bytes"] <= dkd["peak_memory_bytes"] + max(r["extra_saved_bytes_vs_dkd"], 0))
+
+
 def markdown_table(results: Sequence[Dict]) -> str:
-    """The results as a Markdown table."""
-    headers = ["method", "median step (ms)", "× DKD (medians)", "× DKD (paired)", "peak memory (MiB)", "extra params"]
+    """The results as a Markdown table (the paired ratio is the protocol's: median over repeats)."""
+    headers = ["method", "median step (ms)", "× DKD (medians)", "× DKD (paired)", "peak memory (MiB)",
+               "saved for backward (MiB)", "extra params"]
     rows = []
     for r in results:
-        ratio = f"{r['ratio_to_dkd']:.2f}" if r.get("ratio_to_dkd") else "–"
-        paired = f"{r['paired_ratio_to_dkd']:.2f}" if r.get("paired_ratio_to_dkd") else "–"
+        ratio = f"{r['ratio_to_dkd']:.3f}" if r.get("ratio_to_dkd") else "–"
+        paired = f"{r['paired_ratio_to_dkd']:.3f}" if r.get("paired_ratio_to_dkd") else "–"
         memory = f"{r['peak_memory_bytes'] / 2**20:.1f}" if r.get("peak_memory_bytes") is not None else "–"
-        rows.append([r["method"], f"{1000 * r['median_step_s']:.1f}", ratio, paired, memory,
+        saved = f"{r['saved_tensor_bytes'] / 2**20:.1f}" if r.get("saved_tensor_bytes") is not None else "–"
+        rows.append([r["method"], f"{1000 * r['median_step_s']:.1f}", ratio, paired, memory, saved,
                      f"{r['extra_parameters']:,}"])
-    return _markdown_table(headers, rows, align="l" + "r" * 5)
+    return _markdown_table(headers, rows, align="l" + "r" * 6)

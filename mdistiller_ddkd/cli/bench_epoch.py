@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=2, help="epochs per setting; the last one is timed")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers (the loader path)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--compile", choices=("off", "model"), default="off",
+                        help="torch.compile the distiller, the DDIM loop included (SOLVER.COMPILE)")
     parser.add_argument("--json", default="", help="also write the results to this file")
     return parser
 
@@ -50,6 +52,7 @@ def _main(argv: List[str]) -> int:
                 args.pair[0], args.pair[1], workdir, args.methods, paths=args.paths, amps=args.amp,
                 channels_last=args.channels_last, train_size=args.train_size, batch_size=args.batch_size,
                 device=args.device, workers=args.workers, epochs=args.epochs,
+                extra_opts=["SOLVER.COMPILE", "True"] if args.compile == "model" else [],
             )
         except UserError as err:  # an unknown method or model, a pair a method cannot serve
             print(f"error: {one_line(err.args[0] if err.args else err)}", file=sys.stderr)

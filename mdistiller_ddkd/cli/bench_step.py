@@ -12,8 +12,10 @@ import json
 import sys
 from typing import Optional, Sequence
 
+from ..bench.common import CLOCKS
 from ..bench.step import DEFAULT_METHODS, markdown_table, run_benchmark
-from ..errors import OneLineArgumentParser, UserError, one_line, run_main
+from ..engine.distributed import select_device
+from ..errors import ConfigError, OneLineArgumentParser, run_main
 from ..fileio import write_text_atomic
 
 
@@ -28,11 +30,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=20, help="timed steps per method (>= 20 recommended)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per method first")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto (CUDA when there is one)")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     p.add_argument("--no-memory", action="store_true", help="skip the per-method memory processes")
     p.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"], help="autocast precision")
     p.add_argument("--channels-last", action="store_true", help="channels-last models and images")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="repeats of the interleaved steps; the paired ratio to DKD is the median over repeats of "
+                   "each repeat's median per-round ratio (default 5)")
+    p.add_argument("--clock", choices=CLOCKS, default=None,
+                   help="wall (default on CPU), cpu (this process's CPU time: for a loaded machine), "
+                   "cuda (CUDA events; the default on CUDA)")
+    p.add_argument("--compile", choices=("off", "model"), default="off",
+                   help="torch.compile the whole distiller, the DDIM loop included (SOLVER.COMPILE)")
+    p.add_argument("--set", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                   help="a config override for every method (repeatable)")
     p.add_argument("--json", default=None, help="also write the results to this file")
     return p
 
@@ -44,15 +56,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        results = run_benchmark(
-            args.teacher, args.student, args.methods, pair=args.pair, dataset=args.dataset,
-            batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, device=args.device,
-            threads=args.threads, memory=not args.no_memory, amp=args.amp, channels_last=args.channels_last,
-        )
-    except UserError as err:  # an unknown method, model or dataset, a pair a method cannot serve
-        print(f"error: {one_line(err.args[0] if err.args else err)}", file=sys.stderr)
-        return 2
+    device = select_device(args.device)  # a missing GPU is one line, before anything is built
+    clock = args.clock or ("cuda" if device.type == "cuda" else "wall")
+    if clock == "cuda" and device.type != "cuda":
+        raise ConfigError("--clock cuda times CUDA events and needs --device cuda")
+    if args.repeats < 1 or args.steps < 1:
+        raise ConfigError("--repeats and --steps must be at least 1")
+    opts = [x for pair in args.set for x in pair] + (["SOLVER.COMPILE", "True"] if args.compile == "model" else [])
+    results = run_benchmark(
+        args.teacher, args.student, args.methods, pair=args.pair, dataset=args.dataset,
+        batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, device=str(device),
+        threads=args.threads, memory=not args.no_memory, amp=args.amp, channels_last=args.channels_last,
+        repeats=args.repeats, clock=clock, opts=opts,
+    )
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:
