@@ -71,3 +71,21 @@ def test_every_loss_and_gradient_matches_the_plain_step(method, teacher, student
     assert float(torch.cat([(ours - plain).flatten() for _, ours, plain in pairs]).norm() / total) < TOLERANCE
     for param, ours, plain in pairs:
         assert float((ours - plain).norm() / total) < TOLERANCE, tuple(param.shape)
+
+
+@pytest.mark.parametrize("shape", [(8, 24, 2, 2), (8, 24, 1, 2), (8, 24, 1, 1), (8, 24, 2, 1), (8, 24, 3, 3)])
+def test_a_3x3_convolution_on_a_tiny_map_is_the_convolution(shape):
+    from mdistiller_ddkd.diffusion.blocks import Conv3x3
+
+    torch.manual_seed(0)
+    conv = Conv3x3(24, 16)
+    x = torch.randn(shape).contiguous(memory_format=torch.channels_last).requires_grad_()
+    results = {}
+    for fast in (True, False):
+        with fast_paths(fast):
+            out = conv(x)
+            grads = torch.autograd.grad((out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum(),
+                                        [x, conv.weight, conv.bias])
+        results[fast] = (out, *grads)
+    for ours, plain in zip(results[True], results[False]):
+        assert ours.shape == plain.shape and _relative(ours, plain) < TOLERANCE

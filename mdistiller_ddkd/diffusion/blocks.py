@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -17,10 +17,16 @@ class _FastPaths:
 _FAST = _FastPaths()
 
 
+def fast_paths_enabled() -> bool:
+    """Whether the diffusion modules use their faster formulations now (see ``fast_paths``)."""
+    return _FAST.enabled
+
+
 @contextmanager
 def fast_paths(enabled: bool) -> Iterator[None]:
-    """Within the block, the diffusion modules' faster formulations (matrix products for 1×1 convolutions)
-    are on or off; off runs the plain convolutions, for tests that hold both to the same numbers."""
+    """Within the block, the diffusion modules' faster formulations (matrix products for 1×1 convolutions and
+    for 3×3 ones on tiny maps, one time-embedding lookup per DDIM loop) are on or off; off runs the plain
+    ones, for tests that hold both to the same numbers."""
     previous, _FAST.enabled = _FAST.enabled, enabled
     try:
         yield
@@ -65,6 +71,79 @@ class PointwiseConv2d(nn.Conv2d):
         return super().forward(x)
 
 
+class Conv3x3(nn.Conv2d):
+    """A 3×3 convolution with padding 1 (same parameters and state dict as ``nn.Conv2d(cin, cout, 3,
+    padding=1)``). On maps of at most ``DENSE_MAX_PIXELS`` pixels (the 2×2 last-stage maps of the
+    MobileNet/ShuffleNet students) every output pixel sees every input pixel, so the convolution is one
+    (H·W·C_in → H·W·C_out) matrix built from the kernel's taps: one matrix product instead of a
+    convolution call, far cheaper in backward on such maps. Within ``reuse_dense_matrices()`` (a DDIM loop,
+    whose steps share the weights) the matrix is built once. Larger maps run the convolution."""
+
+    #: the largest map (in pixels) the dense matrix serves
+    DENSE_MAX_PIXELS = 4
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(in_channels, out_channels, 3, padding=1)
+
+    def dense(self, h: int, w: int) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """``(matrix, bias)`` of the convolution on h×w channels-last maps flattened to (B, H·W·C)."""
+        cached = _REUSE.matrices.get((id(self), h, w)) if _REUSE.active else None
+        if cached is not None:
+            return cached
+        c, cout = self.in_channels, self.out_channels
+        kernel = self.weight.view(cout, c, 9)[:, :, _dense_taps(h, w, self.weight.device)]  # (C_out, C_in, P, P)
+        matrix = kernel.permute(2, 0, 3, 1).reshape(h * w * cout, h * w * c)
+        result = (matrix, self.bias.repeat(h * w) if self.bias is not None else None)
+        if _REUSE.active:
+            _REUSE.matrices[(id(self), h, w)] = result
+        return result
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        if not (_FAST.enabled and h * w <= self.DENSE_MAX_PIXELS
+                and x.is_contiguous(memory_format=torch.channels_last)):
+            return super().forward(x)
+        matrix, bias = self.dense(h, w)
+        out = F.linear(x.permute(0, 2, 3, 1).reshape(b, h * w * c), matrix, bias)
+        return out.view(b, h, w, self.out_channels).permute(0, 3, 1, 2)
+
+
+class _Reuse:
+    active = False
+    matrices: dict = {}
+
+
+_REUSE = _Reuse()
+
+
+@contextmanager
+def reuse_dense_matrices() -> Iterator[None]:
+    """Within the block (one forward pass whose convolutions keep their weights, such as a DDIM loop), each
+    ``Conv3x3`` builds its dense matrix once; the matrices are dropped at the end."""
+    outer = _REUSE.active
+    _REUSE.active = True
+    try:
+        yield
+    finally:
+        if not outer:
+            _REUSE.active, _REUSE.matrices = False, {}
+
+
+_TAPS: dict = {}
+
+
+def _dense_taps(h: int, w: int, device: torch.device) -> torch.Tensor:
+    """For every (output pixel p, input pixel q) of an h×w map (row-major), the index ``3·(qy-py+1) +
+    (qx-px+1)`` of the 3×3 tap that joins them (all exist: the map is at most 2 pixels wide and high)."""
+    key = (h, w, device)
+    if key not in _TAPS:
+        ys, xs = torch.arange(h).repeat_interleave(w), torch.arange(w).repeat(h)
+        dy = ys[None, :] - ys[:, None] + 1
+        dx = xs[None, :] - xs[:, None] + 1
+        _TAPS[key] = (3 * dy + dx).to(device)
+    return _TAPS[key]
+
+
 class Bottleneck(nn.Module):
     """ResNet bottleneck with identity shortcut: 1×1 C→C/r, BN, ReLU, 3×3 C/r→C/r, BN, ReLU, 1×1 C/r→C,
     BN, plus the input (no activation after the sum)."""
@@ -76,7 +155,7 @@ class Bottleneck(nn.Module):
             PointwiseConv2d(channels, mid),
             nn.BatchNorm2d(mid),
             nn.ReLU(inplace=True),
-            nn.Conv2d(mid, mid, 3, padding=1),
+            Conv3x3(mid, mid),
             nn.BatchNorm2d(mid),
             nn.ReLU(inplace=True),
             PointwiseConv2d(mid, channels),

@@ -3,12 +3,12 @@ convolutional network. The 3×3 variant serves feature maps, the 1×1 variant lo
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Callable, List, Sequence, Union
 
 import torch
 from torch import nn
 
-from .blocks import Bottleneck, PointwiseConv2d, conv1x1_bn
+from .blocks import Bottleneck, PointwiseConv2d, conv1x1_bn, fast_paths_enabled
 
 #: rows of the learned time-embedding table (covers every training timestep)
 TIME_EMBEDDING_SIZE = 1280
@@ -37,6 +37,20 @@ class _NoiseNet(nn.Module):
     def forward(self, y: torch.Tensor, t: Timestep) -> torch.Tensor:
         """Predicted noise ε̂ (same shape as ``y``)."""
         return self.body(self.add_time(y, t))
+
+    def at_timesteps(self, timesteps: Sequence[int]) -> List[Callable[[torch.Tensor], torch.Tensor]]:
+        """``[y -> Φθ(y, t) for t in timesteps]`` for a DDIM loop. The rows ``E[t]`` are gathered in one lookup,
+        so backward fills one gradient buffer for the whole table instead of one per step (the table has
+        ``TIME_EMBEDDING_SIZE`` rows; a step uses one); the values are those of ``forward(y, t)``."""
+        if not fast_paths_enabled():
+            return [lambda y, t=t: self(y, t) for t in timesteps]
+        index = torch.tensor(list(timesteps), device=self.time_embedding.weight.device)
+        rows = self.time_embedding(index)
+
+        def predictor(i: int) -> Callable[[torch.Tensor], torch.Tensor]:
+            return lambda y: self.body(y + rows[i].view(1, -1, 1, 1).to(y.dtype))
+
+        return [predictor(i) for i in range(len(timesteps))]
 
 
 class NoiseNet3x3(_NoiseNet):

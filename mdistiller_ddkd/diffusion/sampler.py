@@ -7,6 +7,8 @@ from typing import Callable, List, Tuple
 import torch
 from torch import nn
 
+from .blocks import reuse_dense_matrices
+
 NoisePredictor = Callable[[torch.Tensor, int], torch.Tensor]
 
 
@@ -49,10 +51,14 @@ class DDIMSampler(nn.Module):
             self.coefficients.append((float(coef_y), float(coef_eps)))
 
     def forward(self, noise_net: NoisePredictor, y: torch.Tensor) -> torch.Tensor:
-        """Denoise the starting point ``y`` with ``noise_net(y, t) -> ε̂``; returns ``y``'s dtype."""
+        """Denoise the starting point ``y`` with ``noise_net(y, t) -> ε̂``; returns ``y``'s dtype. A noise net
+        that offers ``at_timesteps`` (``noise_net.py``) gives the loop one predictor per step."""
         dtype = y.dtype
         y = y.float()
-        for t, (coef_y, coef_eps) in zip(self.timesteps, self.coefficients):
-            eps = noise_net(y.to(dtype), t).float()
-            y = torch.add(y * coef_y, eps, alpha=coef_eps)
+        steps = (noise_net.at_timesteps(self.timesteps) if hasattr(noise_net, "at_timesteps")
+                 else [lambda x, t=t: noise_net(x, t) for t in self.timesteps])
+        with reuse_dense_matrices():  # the steps share the noise net's weights
+            for predict, (coef_y, coef_eps) in zip(steps, self.coefficients):
+                eps = predict(y.to(dtype)).float()
+                y = torch.add(y * coef_y, eps, alpha=coef_eps)
         return y.to(dtype)
