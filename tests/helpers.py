@@ -134,6 +134,13 @@ def call_cli(capsys, main, *args):
     return code, out, err
 
 
+def train_cli(capsys, *args):
+    """``call_cli`` of ``ddkd-train``."""
+    from mdistiller_ddkd.cli.train import main as train_main
+
+    return call_cli(capsys, train_main, *args)
+
+
 def snapshot(folder: str) -> Optional[Dict[str, bytes]]:
     """``{relative path: bytes}`` of a folder, or None when it does not exist."""
     if not os.path.isdir(folder):

@@ -11,19 +11,15 @@ import pytest
 import torch
 
 from mdistiller_ddkd.cli.eval import main as eval_main
-from mdistiller_ddkd.cli.train import main as train_main
 from tests.helpers import (
     assert_one_line_error,
     bad_checkpoint,
     call_cli,
     snapshot,
     tiny_run_overrides,
+    train_cli,
     write_teacher_checkpoint,
 )
-
-
-def cli(capsys, *args, main=train_main):
-    return call_cli(capsys, main, *args)
 
 
 @pytest.mark.parametrize("key,value,needle", [
@@ -33,7 +29,7 @@ def cli(capsys, *args, main=train_main):
     ("SOLVER.NOT_A_KEY", "1", "SOLVER.NOT_A_KEY"), ("SOLVER.EPOCHS", "many", "Type mismatch"),
 ])
 def test_bad_values_are_one_line_before_any_work(capsys, tmp_path, key, value, needle):
-    code, _, err = cli(capsys, *tiny_run_overrides(tmp_path, **{key: value}))
+    code, _, err = train_cli(capsys, *tiny_run_overrides(tmp_path, **{key: value}))
     assert_one_line_error(code, err, needle)
     assert snapshot(str(tmp_path / "distill")) is None
 
@@ -43,15 +39,15 @@ def test_bad_values_are_one_line_before_any_work(capsys, tmp_path, key, value, n
 def test_bad_yaml_is_one_line(capsys, tmp_path, text, needle):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    code, _, err = cli(capsys, "--cfg", str(path), *tiny_run_overrides(tmp_path))
+    code, _, err = train_cli(capsys, "--cfg", str(path), *tiny_run_overrides(tmp_path))
     assert_one_line_error(code, err, needle, str(path))
 
 
 def test_odd_overrides_and_cuda_without_cuda_are_one_line(capsys, tmp_path):
-    code, _, err = cli(capsys, *tiny_run_overrides(tmp_path), "SOLVER.LR")
+    code, _, err = train_cli(capsys, *tiny_run_overrides(tmp_path), "SOLVER.LR")
     assert_one_line_error(code, err, "KEY VALUE pairs")
     if not torch.cuda.is_available():
-        code, _, err = cli(capsys, *tiny_run_overrides(tmp_path, **{"SOLVER.DEVICE": "cuda"}))
+        code, _, err = train_cli(capsys, *tiny_run_overrides(tmp_path, **{"SOLVER.DEVICE": "cuda"}))
         assert_one_line_error(code, err, "no CUDA device", "SOLVER.DEVICE cpu")
     assert snapshot(str(tmp_path / "distill")) is None
 
@@ -60,12 +56,12 @@ def test_odd_overrides_and_cuda_without_cuda_are_one_line(capsys, tmp_path):
 def test_bad_teacher_checkpoint_is_one_line_and_never_runs_code(capsys, tmp_path, kind):
     marker = tmp_path / "PAYLOAD_RAN"
     ckpt = bad_checkpoint(tmp_path / "teacher.pth", kind, marker)
-    code, _, err = cli(capsys, *tiny_run_overrides(tmp_path, **{"DISTILLER.TYPE": "KD",
-                                                                 "DISTILLER.TEACHER_CKPT": ckpt}))
+    code, _, err = train_cli(capsys, *tiny_run_overrides(tmp_path, **{"DISTILLER.TYPE": "KD",
+                                                                       "DISTILLER.TEACHER_CKPT": ckpt}))
     assert_one_line_error(code, err, ckpt, "refused" if kind == "malicious" else "cannot read")
     assert not marker.exists() and snapshot(str(tmp_path / "distill" / "run")) is None
-    code, _, err = cli(capsys, "-m", "resnet8", "-c", ckpt, "-d", "synthetic", "DATASET.SYNTHETIC.TRAIN_PER_CLASS",
-                       "2", "DATASET.SYNTHETIC.TEST_PER_CLASS", "1", main=eval_main)
+    code, _, err = call_cli(capsys, eval_main, "-m", "resnet8", "-c", ckpt, "-d", "synthetic",
+                            "DATASET.SYNTHETIC.TRAIN_PER_CLASS", "2", "DATASET.SYNTHETIC.TEST_PER_CLASS", "1")
     assert_one_line_error(code, err, ckpt)
     assert not marker.exists()
 
@@ -77,7 +73,7 @@ def test_nan_in_the_first_epoch_says_there_is_no_checkpoint(capsys, tmp_path, mo
     original = cls.forward_train
     monkeypatch.setattr(cls, "forward_train", lambda self, **kw: (lambda out: (out[0], {
         k: v * float("nan") for k, v in out[1].items()}))(original(self, **kw)))
-    code, _, err = cli(capsys, *tiny_run_overrides(tmp_path))
+    code, _, err = train_cli(capsys, *tiny_run_overrides(tmp_path))
     assert code == 3 and err.strip().count("\n") == 0 and "non-finite loss at epoch 1" in err
     assert "no checkpoint has been written yet" in err and "epoch 0" not in err
 
@@ -92,7 +88,7 @@ def test_disk_full_is_one_line_and_keeps_the_last_checkpoint(capsys, tmp_path, m
         return real_save(obj, f, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", full_disk)
-    code, _, err = cli(capsys, *tiny_run_overrides(tmp_path))
+    code, _, err = train_cli(capsys, *tiny_run_overrides(tmp_path))
     assert_one_line_error(code, err, "No space left on device", "--resume")
     folder = tmp_path / "distill" / "run"
     assert torch.load(folder / "latest", weights_only=True)["epoch"] == 1
@@ -125,7 +121,7 @@ def test_run_main_reports_one_line_and_debug_shows_the_traceback(capsys, monkeyp
         assert run_main(fails(bug), []) == 1
         err = capsys.readouterr().err
         assert err.startswith("Traceback") and err.splitlines()[-1].startswith("bug: " + type(bug).__name__)
-    code, _, err = cli(capsys, "--no-such-option")
+    code, _, err = train_cli(capsys, "--no-such-option")
     assert code == 2 and err.count("\n") == 1 and "unrecognized arguments" in err
 
 
@@ -153,7 +149,7 @@ def test_a_bug_in_a_plugin_or_in_the_package_shows_its_traceback_and_who_to_tell
     (tmp_path / "planted_bug_plugin.py").write_text(PLANTED_PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
-        code, _, err = cli(capsys, "--plugins", "planted_bug_plugin",
+        code, _, err = train_cli(capsys, "--plugins", "planted_bug_plugin",
                            *tiny_run_overrides(tmp_path / "a", **{"DISTILLER.TYPE": "PLANTED_BUG"}))
     finally:
         distiller_dict.pop("PLANTED_BUG", None)
@@ -168,7 +164,7 @@ def test_a_bug_in_a_plugin_or_in_the_package_shows_its_traceback_and_who_to_tell
 
     monkeypatch.setattr(distiller_dict["KD"], "forward_train", planted)
     teacher = write_teacher_checkpoint(str(tmp_path / "t.pth"), "resnet8", num_classes=10)
-    code, _, err = cli(capsys, *tiny_run_overrides(tmp_path / "b", **{"DISTILLER.TYPE": "KD",
+    code, _, err = train_cli(capsys, *tiny_run_overrides(tmp_path / "b", **{"DISTILLER.TYPE": "KD",
                                                                        "DISTILLER.TEACHER_CKPT": teacher}))
     assert code == 1 and "ValueError: a planted bug in KD" in err
     assert err.strip().splitlines()[-1].startswith("bug: ValueError inside mdistiller-ddkd")

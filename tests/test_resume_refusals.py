@@ -9,21 +9,16 @@ import os
 import pytest
 import torch
 
-from mdistiller_ddkd.cli.train import main as train_main
 from mdistiller_ddkd.engine.cfg import load_config
 from mdistiller_ddkd.engine.lock import OutputLock
 from tests.helpers import (
     assert_one_line_error,
     bad_checkpoint,
-    call_cli,
     snapshot,
     tiny_run_overrides,
+    train_cli,
     write_teacher_checkpoint,
 )
-
-
-def cli(capsys, *args, main=train_main):
-    return call_cli(capsys, main, *args)
 
 
 @pytest.mark.parametrize("kind", ["truncated", "garbage", "malicious", "foreign", "damaged"])
@@ -41,7 +36,7 @@ def test_bad_latest_is_one_line_and_leaves_the_folder_unchanged(capsys, run_copy
     else:
         bad_checkpoint(path, kind, marker)
     before = snapshot(folder)
-    code, _, err = cli(capsys, "--resume", *tiny_run_overrides(prefix, **{"SOLVER.EPOCHS": "3"}))
+    code, _, err = train_cli(capsys, "--resume", *tiny_run_overrides(prefix, **{"SOLVER.EPOCHS": "3"}))
     assert_one_line_error(code, err, os.path.join(folder, "latest"))
     assert snapshot(folder) == before and not marker.exists()
 
@@ -61,7 +56,7 @@ def test_resume_refusals_are_one_line_and_leave_the_folder_unchanged(capsys, run
     if changes.get("DISTILLER.TYPE") == "KD":
         changes["DISTILLER.TEACHER_CKPT"] = write_teacher_checkpoint(str(tmp_path / "t.pth"), "resnet8", 10)
     before = snapshot(folder)
-    code, _, err = cli(capsys, *([flag] if flag else []), *tiny_run_overrides(prefix, **changes))
+    code, _, err = train_cli(capsys, *([flag] if flag else []), *tiny_run_overrides(prefix, **changes))
     assert_one_line_error(code, err, *needles)
     assert snapshot(folder) == before
 
@@ -73,28 +68,28 @@ def test_resume_onto_data_of_another_size_is_refused(capsys, run_copy):
     latest["num_data"] = 50000
     torch.save(latest, os.path.join(folder, "latest"))
     before = snapshot(folder)
-    code, _, err = cli(capsys, "--resume", *tiny_run_overrides(prefix, **{"SOLVER.EPOCHS": "3"}))
+    code, _, err = train_cli(capsys, "--resume", *tiny_run_overrides(prefix, **{"SOLVER.EPOCHS": "3"}))
     assert_one_line_error(code, err, "trained on 50000 images, the data now has 20")
     assert snapshot(folder) == before
 
 
 def test_resume_without_a_run_and_a_locked_folder_are_one_line(capsys, run_copy, tmp_path):
-    code, _, err = cli(capsys, "--resume", *tiny_run_overrides(tmp_path / "empty"))
+    code, _, err = train_cli(capsys, "--resume", *tiny_run_overrides(tmp_path / "empty"))
     assert_one_line_error(code, err, "no checkpoint")
     assert snapshot(str(tmp_path / "empty" / "distill" / "run")) is None
     prefix, folder = run_copy
     before = snapshot(folder)
     with OutputLock(folder):  # another writer (here: this process, through its own lock)
-        code, _, err = cli(capsys, "--resume", *tiny_run_overrides(prefix, **{"SOLVER.EPOCHS": "3"}))
+        code, _, err = train_cli(capsys, "--resume", *tiny_run_overrides(prefix, **{"SOLVER.EPOCHS": "3"}))
     assert_one_line_error(code, err, f"pid {os.getpid()}", "another run")
     assert snapshot(folder) == before
-    code, _, _ = cli(capsys, "--resume", *tiny_run_overrides(prefix, **{"SOLVER.EPOCHS": "3"}))
+    code, _, _ = train_cli(capsys, "--resume", *tiny_run_overrides(prefix, **{"SOLVER.EPOCHS": "3"}))
     assert code == 0
 
 
 def test_harmless_changes_resume_and_are_noted(capsys, run_copy):
     prefix, folder = run_copy
-    code, out, _ = cli(capsys, "--resume",
+    code, out, _ = train_cli(capsys, "--resume",
                        *tiny_run_overrides(prefix, **{"SOLVER.EPOCHS": "3", "LOG.TENSORBOARD_FREQ": "7"}))
     assert code == 0 and "LOG.TENSORBOARD_FREQ 500 -> 7" in out  # LOG.PREFIX changed too: the folder moved
     note = [line for line in open(os.path.join(folder, "worklog.txt")) if line.startswith("resume after epoch 2")]
