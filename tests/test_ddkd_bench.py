@@ -126,3 +126,22 @@ def test_saved_tensor_bytes_count_what_autograd_keeps_for_backward():
         with torch.no_grad():
             (x @ w).relu()
     assert out["bytes"] == 0
+
+
+def test_the_breakdown_counts_flops_and_times_each_part_both_ways(capsys):
+    from mdistiller_ddkd.bench.breakdown import breakdown, breakdown_table
+
+    previous = torch.get_num_threads()
+    try:
+        rows = breakdown("resnet14", "resnet8", batch_size=4, rounds=2, threads=1)
+    finally:
+        torch.set_num_threads(previous)
+    by_part = {r["part"]: r for r in rows}
+    assert set(by_part) == {"DKD training step", "DDKD training step", "autoencoder + feature branch",
+                            "logit branch"}
+    # DDKD's step does DKD's work and more; its parts are part of that more
+    extra = by_part["DDKD training step"]["gflop"] - by_part["DKD training step"]["gflop"]
+    parts = by_part["autoencoder + feature branch"]["gflop"] + by_part["logit branch"]["gflop"]
+    assert 0 < parts <= extra * 1.05
+    assert all(r["ms_fast"] > 0 and r["ms_plain"] > 0 for r in rows if "branch" in r["part"])
+    assert breakdown_table(rows).count("\n") == 5

@@ -46,6 +46,31 @@ def pair_config_file(method: str, pair: Optional[str], dataset: str) -> Optional
         return None
 
 
+def build_distiller(method: str, teacher: str, student: str, dataset: str = "cifar100", batch_size: int = 64,
+                    device: str = "cpu", cfg_file: Optional[str] = None, seed: int = 0, channels_last: bool = False,
+                    opts: Sequence[str] = ()) -> Tuple[torch.nn.Module, Dict[str, torch.Tensor]]:
+    """``(distiller, batch)``: ``method`` (default config, then ``cfg_file``, then ``opts``) on randomly
+    initialised models, in train mode on ``device``, and a fixed random batch (``image``, ``target``,
+    ``index``) of its dataset's image size."""
+    torch.manual_seed(seed)
+    dev = torch.device(device)
+    cfg = load_config(cfg_file, ["DISTILLER.TYPE", method, "DISTILLER.TEACHER", teacher, "DISTILLER.STUDENT",
+                                 student, "DATASET.TYPE", dataset, *opts])
+    num_classes = NUM_CLASSES[dataset]
+    cls = get_distiller_class(method)
+    student_model = build_model(student, dataset, num_classes).to(dev)
+    teacher_model = build_model(teacher, dataset, num_classes).to(dev) if cls.needs_teacher else None
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    distiller = cls.build(student_model, teacher_model, cfg, batch_size).to(dev, memory_format=memory_format).train()
+    if cfg.SOLVER.COMPILE:
+        distiller.compile()
+    size = dataset_info(dataset).input_size[0]
+    batch = {"image": torch.randn(batch_size, 3, size, size, device=dev).contiguous(memory_format=memory_format),
+             "target": torch.randint(0, num_classes, (batch_size,), device=dev),
+             "index": torch.arange(batch_size, device=dev)}
+    return distiller, batch
+
+
 def build_step(
     method: str,
     teacher: str,
@@ -59,34 +84,20 @@ def build_step(
     channels_last: bool = False,
     opts: Sequence[str] = (),
 ) -> Tuple[Callable[[], None], int, Callable[[], Dict]]:
-    """``(step, extra parameters, forward)``: ``step()`` runs one SGD training step of ``method`` (default
-    config, then ``cfg_file``, then ``opts``, with randomly initialised models) on a fixed random batch, under
-    autocast when ``amp`` is ``bf16``/``fp16`` (fp16 with a gradient scaler) and channels-last when asked;
-    ``forward()`` is the step's forward alone (its losses, graphs attached)."""
-
-    torch.manual_seed(seed)
+    """``(step, extra parameters, forward)``: ``step()`` runs one SGD training step of ``method``
+    (``build_distiller``) on its fixed batch, under autocast when ``amp`` is ``bf16``/``fp16`` (fp16 with a
+    gradient scaler) and channels-last when asked; ``forward()`` is the step's forward alone (its losses,
+    graphs attached)."""
+    distiller, batch = build_distiller(method, teacher, student, dataset, batch_size, device, cfg_file, seed,
+                                       channels_last, opts)
     dev = torch.device(device)
-    cfg = load_config(cfg_file, ["DISTILLER.TYPE", method, "DISTILLER.TEACHER", teacher, "DISTILLER.STUDENT",
-                                 student, "DATASET.TYPE", dataset, *opts])
-    num_classes = NUM_CLASSES[dataset]
-    cls = get_distiller_class(method)
-    student_model = build_model(student, dataset, num_classes).to(dev)
-    teacher_model = build_model(teacher, dataset, num_classes).to(dev) if cls.needs_teacher else None
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    distiller = cls.build(student_model, teacher_model, cfg, batch_size).to(dev, memory_format=memory_format).train()
-    if cfg.SOLVER.COMPILE:
-        distiller.compile()
     optimizer = torch.optim.SGD(distiller.get_learnable_parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     scaler = torch.amp.GradScaler(dev.type, enabled=amp_dtype is torch.float16)
-    size = dataset_info(dataset).input_size[0]
-    image = torch.randn(batch_size, 3, size, size, device=dev).contiguous(memory_format=memory_format)
-    target = torch.randint(0, num_classes, (batch_size,), device=dev)
-    index = torch.arange(batch_size, device=dev)
 
     def forward() -> Dict:
         with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            return distiller(image=image, target=target, epoch=30, index=index)[1]
+            return distiller(epoch=30, **batch)[1]
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)

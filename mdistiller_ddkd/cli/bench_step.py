@@ -12,6 +12,7 @@ import json
 import sys
 from typing import Optional, Sequence
 
+from ..bench.breakdown import breakdown, breakdown_table
 from ..bench.common import CLOCKS
 from ..bench.step import DEFAULT_METHODS, markdown_table, run_benchmark
 from ..engine.distributed import select_device
@@ -45,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch.compile the whole distiller, the DDIM loop included (SOLVER.COMPILE)")
     p.add_argument("--set", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                    help="a config override for every method (repeatable)")
+    p.add_argument("--breakdown", action="store_true",
+                   help="instead: FLOPs of the DKD and DDKD steps (the floor of their ratio) and each part of "
+                   "DDKD's extra work timed with the diffusion modules' fast paths on and off (--clock: cpu)")
     p.add_argument("--json", default=None, help="also write the results to this file")
     return p
 
@@ -63,6 +67,16 @@ def _main(argv: Sequence[str]) -> int:
     if args.repeats < 1 or args.steps < 1:
         raise ConfigError("--repeats and --steps must be at least 1")
     opts = [x for pair in args.set for x in pair] + (["SOLVER.COMPILE", "True"] if args.compile == "model" else [])
+    if args.breakdown:
+        rows = breakdown(args.teacher, args.student, args.pair, batch_size=args.batch_size, rounds=args.steps,
+                         threads=args.threads, device=str(device), clock=args.clock or "cpu", opts=opts)
+        text = json.dumps(rows, indent=2)
+        print(text)
+        if args.json:
+            write_text_atomic(args.json, text + "\n")
+        print()
+        print(breakdown_table(rows))
+        return 0
     results = run_benchmark(
         args.teacher, args.student, args.methods, pair=args.pair, dataset=args.dataset,
         batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, device=str(device),
