@@ -34,7 +34,8 @@ SUBCOMMANDS = ("run", "report")
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suite", help=f"a named suite ({', '.join(NAMED_SUITES)}) or a suite YAML file")
     parser.add_argument("--dry-run", action="store_true", help="print one training command per run and exit")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1); one GPU each when there are GPUs")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at a time (default 1); one GPU each when there are GPUs")
     parser.add_argument("--gpus", default=None, help="GPU ids to use, e.g. 0,1,2,3 (default: all visible)")
     parser.add_argument("--seeds", default=None, help="number of seeds (3 = seeds 0,1,2) or a list (0,4,7); "
                         "default: the suite's")

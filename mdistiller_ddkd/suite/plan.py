@@ -109,7 +109,8 @@ class Plan:
         """``# not runnable ...`` comment lines (shell-script safe) naming each left-out (method, pair)."""
         if not self.not_runnable:
             return []
-        head = f"# not runnable: {len(self.not_runnable)} (method, pair) of suite {self.suite.name} without a config file"
+        head = (f"# not runnable: {len(self.not_runnable)} (method, pair) of suite {self.suite.name} "
+                f"without a config file")
         groups: Dict[tuple, List[NotRunnable]] = {}  # a method without any config folder: one line
         for item in self.not_runnable:
             groups.setdefault((item.method, item.reason), []).append(item)

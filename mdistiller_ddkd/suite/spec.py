@@ -163,7 +163,8 @@ NAMED_SUITES = tuple(_NAMED_SUITE_BUILDERS)
 def named_suite(name: str) -> SuiteSpec:
     """A named suite (:data:`NAMED_SUITES`), built now."""
     if name not in _NAMED_SUITE_BUILDERS:
-        raise UnknownNameError(f"unknown suite {name!r}: named suites are {', '.join(NAMED_SUITES)}, or give a YAML file")
+        raise UnknownNameError(f"unknown suite {name!r}: named suites are {', '.join(NAMED_SUITES)}, "
+                               f"or give a YAML file")
     return _NAMED_SUITE_BUILDERS[name]()
 
 
@@ -191,7 +192,8 @@ def suite_from_dict(data: dict, default_name: str = "suite") -> SuiteSpec:
         vanilla_config=str(data.get("vanilla_config", default_vanilla)),
         teacher_config=data.get("teacher_config", base.teacher_config if base else None),
         overrides=flatten_overrides(data.get("overrides")),
-        method_overrides={str(k).upper(): flatten_overrides(v) for k, v in (data.get("method_overrides") or {}).items()},
+        method_overrides={str(k).upper(): flatten_overrides(v)
+                          for k, v in (data.get("method_overrides") or {}).items()},
         output=str(data.get("output", DEFAULT_OUTPUT)),
         paper_table=base.paper_table if base else None,
         skip_missing=bool(data.get("skip_missing", base.skip_missing if base else False)),
