@@ -1,6 +1,6 @@
 """Deployable students: a run's student exported alone (image -> logits, dynamic batch axis) to ONNX or
 ``torch.export``'s ``.pt2``, with its preprocessing beside it, checked by the format's own runtime against
-the checkpoint before anything is written (``ddkd-export``; docs/deployment.md). The formats are listed in
+the checkpoint before anything is written (``ddkd-export``; docs/usage.md). The formats are listed in
 ``formats.FORMATS``."""
 
 from .formats import FORMATS, ExportFormat, ExportUnavailableError

@@ -18,7 +18,7 @@ from ..errors import CheckpointMismatchError, ConfigError, DataFileError, Missin
 from ..fileio import atomic_write, write_text_atomic
 from .formats import INPUT_NAME, OUTPUT_NAME, ExportFormat, Runner
 
-#: the largest max |logit difference| an export may show against the checkpoint
+#: the largest max |logit difference| an export may show against the checkpoint (``--tolerance``'s default)
 TOLERANCE = 1e-4
 #: the preprocessing is also written beside the export, as ``<FILE>.json``
 SIDECAR_SUFFIX = ".json"
@@ -108,10 +108,10 @@ def _check_output(out: str) -> None:
 
 
 def export_run(run_dir: str, fmt: ExportFormat, out: str, which: str = "best", opts: Sequence[str] = (),
-               count: int = 256, batch_size: int = 64) -> ExportReport:
+               count: int = 256, batch_size: int = 64, tolerance: float = TOLERANCE) -> ExportReport:
     """Export the student of ``run_dir``'s ``student_<which>`` to ``out`` in ``fmt``, check it with ``fmt``'s
     runtime on ``count`` images and only then write it (and ``out.json``); ``ExportMismatchError`` above
-    ``TOLERANCE`` (nothing written)."""
+    ``tolerance`` (nothing written)."""
     fmt.require()
     _check_output(out)
     run = open_run(run_dir, ["DATASET.DOWNLOAD", "False", *opts])  # never download a data set to check an export
@@ -123,13 +123,14 @@ def export_run(run_dir: str, fmt: ExportFormat, out: str, which: str = "best", o
                                                         "method": run.cfg.DISTILLER.TYPE})
     data = fmt.serialize(module, images.images[:2], info)
     diff = max_abs_diff(fmt.load(data), module, images.images, batch_size)
-    if not diff <= TOLERANCE:
+    if not diff <= tolerance:
         raise ExportMismatchError(f"the {fmt.name} export of {run_dir} ({run.cfg.DISTILLER.STUDENT}) loaded back by "
                                   f"{fmt.runtime} differs from the checkpoint by up to {diff:.3g} in the logits "
-                                  f"(tolerance {TOLERANCE:g}) on {images.source}; nothing was written")
+                                  f"(tolerance {tolerance:g}) on {images.source}; nothing was written")
     atomic_write(out, lambda f: f.write(data))
     write_text_atomic(out + SIDECAR_SUFFIX, json.dumps({**info, "format": fmt.name, "max_abs_diff": diff,
-                                                        "checked_on": images.source}, indent=1) + "\n")
+                                                        "tolerance": tolerance, "checked_on": images.source},
+                                                       indent=1) + "\n")
     parameters = sum(p.numel() for p in student.parameters())
     return ExportReport(out, out + SIDECAR_SUFFIX, fmt.name, fmt.runtime, images.source, diff, len(data), parameters,
                         info)

@@ -1,6 +1,6 @@
 """Figures of trained runs, as mdistiller's ``tools/visualizations``: t-SNE of the student's pooled features
 and the difference between the student's and the teacher's class-correlation matrices of logits, for
-several runs side by side (``ddkd-visualize``; docs/figures.md). scikit-learn and matplotlib are the
+several runs side by side (``ddkd-visualize``; docs/usage.md). scikit-learn and matplotlib are the
 optional ``[viz]`` extra."""
 
 from __future__ import annotations
