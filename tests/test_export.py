@@ -41,6 +41,7 @@ def _check_preprocessing(info: dict, run_dir: str) -> None:
     assert (info["input"], info["output"], info["checkpoint"]) == ("image", "logits", "student_best")
 
 
+@pytest.mark.slow  # ONNX's exporter: ~7 s
 def test_onnx_export_reproduces_the_student_with_a_dynamic_batch(run_copy, capsys, tmp_path):
     ort = require_extra("onnxruntime", "export")
     onnx = require_extra("onnx", "export")
