@@ -5,6 +5,14 @@ import os
 from setuptools import find_packages, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: optional extras for users; the test extra installs them all, so CI runs (never skips) the tests that need them
+EXTRAS = {
+    "plot": ["matplotlib"],
+    "wandb": ["wandb"],
+    "viz": ["scikit-learn", "matplotlib"],
+    "export": ["onnx", "onnxscript", "onnxruntime"],
+}
+TEST = ["pytest", "pytest-xdist", "ruff", "import-linter"]
 
 
 def _read(name: str) -> str:
@@ -27,11 +35,13 @@ setup(
     package_data={"mdistiller_ddkd.configs": ["*/*.yaml", "*/*/*.yaml", "*/*/*/*.yaml"],
                   "mdistiller_ddkd": ["data/*.json"]},
     install_requires=["torch>=2.0", "torchvision>=0.15", "yacs", "tensorboardX", "tqdm", "numpy", "pyyaml"],
-    extras_require={"test": ["pytest", "pytest-xdist", "matplotlib", "ruff", "import-linter"], "plot": ["matplotlib"]},
+    extras_require={**EXTRAS, "test": TEST + sorted({p for extra in EXTRAS.values() for p in extra})},
     entry_points={
         "console_scripts": [
             "ddkd-train=mdistiller_ddkd.cli.train:main",
             "ddkd-diagnose=mdistiller_ddkd.cli.diagnose:main",
+            "ddkd-visualize=mdistiller_ddkd.cli.visualize:main",
+            "ddkd-export=mdistiller_ddkd.cli.export:main",
             "ddkd-eval=mdistiller_ddkd.cli.eval:main",
             "ddkd-suite=mdistiller_ddkd.cli.suite:main",
             "ddkd-table=mdistiller_ddkd.cli.table:main",

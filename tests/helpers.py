@@ -4,12 +4,15 @@ modules import helpers from here, never from conftest or from one another."""
 
 from __future__ import annotations
 
+import glob
+import importlib
 import json
 import os
 import subprocess
 import sys
 from typing import Dict, List, Optional
 
+import pytest
 import torch
 
 from mdistiller_ddkd.models import cifar_model_dict
@@ -179,6 +182,30 @@ def bad_checkpoint(path, kind: str, marker) -> str:
 def in_ci() -> bool:
     """True in CI (``CI=true``), where a test of a real system must run, never skip."""
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_extra(module: str, extra: str):
+    """The module of an optional extra (``wandb`` of ``[wandb]``, ...): on a user's machine without it the test
+    skips saying how to install it; in CI (``in_ci``) its absence fails the test."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if in_ci():
+            pytest.fail(f"{module} (the [{extra}] extra) is not installed in CI: the test extra must install it")
+        pytest.skip(f"needs {module}, the optional [{extra}] extra: pip install 'mdistiller-ddkd[{extra}]'")
+
+
+def wandb_run_files(folder: str) -> List[str]:
+    """The ``.wandb`` transaction logs of the offline W&B runs under ``folder/wandb/``, oldest first."""
+    return sorted(glob.glob(os.path.join(folder, "wandb", "offline-run-*", "run-*.wandb")))
+
+
+def wandb_records(path: str) -> List[Dict]:
+    """The records of a ``.wandb`` file, read back by W&B's own reader (``wandb leet inspect --json``)."""
+    proc = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", path], capture_output=True,
+                          text=True, timeout=120, env=subprocess_env())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
 
 
 def slurm_env() -> Optional[Dict[str, str]]:

@@ -220,11 +220,45 @@ def test_every_pair_builds_and_steps_with_its_config(pair):
 
 def test_config_that_disagrees_with_the_models_names_the_right_values():
     teacher, student = _models("resnet56", "resnet20")
+    opts = ["REVIEWKD.IN_CHANNELS", "[16, 32, 64, 32]", "REVIEWKD.OUT_CHANNELS", "[16, 32, 64, 128]"]
     with pytest.raises(ValueError, match=r"IN_CHANNELS \[16, 32, 64, 64\].*OUT_CHANNELS \[16, 32, 64, 64\]"):
-        ReviewKD.build(student, teacher, _cfg("resnet56", "resnet20"), 8)
+        ReviewKD.build(student, teacher, _cfg("resnet56", "resnet20", *opts), 8)
     opts = ["REVIEWKD.SHAPES", "[1, 8, 16]"]
     with pytest.raises(ValueError, match="4 entries"):
         ReviewKD.build(student, teacher, _cfg("resnet56", "resnet20", *opts), 8)
+
+
+def _stated_levels(pair: str) -> dict:
+    cfg = load_config(os.path.join(REPO_ROOT, "configs", "cifar100", "reviewkd", f"{pair}.yaml"))
+    return {k: [int(x) for x in cfg.REVIEWKD[k]] for k in ("SHAPES", "OUT_SHAPES", "IN_CHANNELS", "OUT_CHANNELS")}
+
+
+@pytest.mark.parametrize("pair", list(CIFAR_PAIRS))
+def test_lists_left_at_the_defaults_follow_the_models_of_every_pair(pair):
+    """Without the four lists (mdistiller's defaults), the distiller takes what the packaged config states
+    by hand: the same modules, parameter for parameter."""
+    t_name, s_name = CIFAR_PAIRS[pair]
+    stated = _stated_levels(pair)
+    path = os.path.join(REPO_ROOT, "configs", "cifar100", "reviewkd", f"{pair}.yaml")
+    keys = ["SHAPES", "OUT_SHAPES", "IN_CHANNELS", "OUT_CHANNELS"]
+    defaults = [x for k in keys for x in (f"REVIEWKD.{k}", str(list(CFG.REVIEWKD[k])))]
+    teacher, student = _models(t_name, s_name)
+    auto = ReviewKD.build(student, teacher, _cfg(t_name, s_name, *defaults, path=path), 8)
+    assert (auto.shapes, auto.out_shapes) == (stated["SHAPES"], stated["OUT_SHAPES"])
+    teacher, student = _models(t_name, s_name)
+    by_hand = ReviewKD.build(student, teacher, _cfg(t_name, s_name, path=path), 8)
+    assert {k: tuple(v.shape) for k, v in auto.abfs.state_dict().items()} == \
+        {k: tuple(v.shape) for k, v in by_hand.abfs.state_dict().items()}
+
+
+def test_a_given_list_is_checked_and_the_others_follow_the_models():
+    teacher, student = _models("resnet56", "resnet20")
+    distiller = ReviewKD.build(student, teacher, _cfg("resnet56", "resnet20", "REVIEWKD.IN_CHANNELS",
+                                                      "[16, 32, 64, 64]"), 8)
+    assert [m.conv2[0].out_channels for m in distiller.abfs] == [64, 64, 32, 16]  # deepest first
+    assert distiller.out_shapes == [1, 8, 16, 32] and distiller.shapes == [1, 8, 16, 32]
+    with pytest.raises(ValueError, match=r"set REVIEWKD.OUT_SHAPES \[1, 8, 16, 32\] \(config: \[1, 4, 8, 16\]\)"):
+        ReviewKD.build(student, teacher, _cfg("resnet56", "resnet20", "REVIEWKD.OUT_SHAPES", "[1, 4, 8, 16]"), 8)
 
 
 def test_stu_preact_needs_pre_relu_student_features():

@@ -23,7 +23,7 @@ from tests.helpers import REPO_ROOT, run_cli, write_teacher_checkpoint
 def dry_run(capsys, *args):
     code = suite_main([*args, "--dry-run"])
     captured = capsys.readouterr()
-    return code, [l for l in captured.out.splitlines() if l and not l.startswith("#")], captured.err
+    return code, [line for line in captured.out.splitlines() if line and not line.startswith("#")], captured.err
 
 
 def _value(command: str, key: str) -> str:
@@ -40,19 +40,20 @@ def test_paper_suites_dry_run_lists_every_run(capsys, table, seeds):
     students = {r["student"] for r in rows}
     # methods x pairs x seeds, plus one student-alone run per distinct student and seed
     assert len(lines) == len(rows) * len(methods) * seeds + len(students) * seeds
-    names = [_value(l, "EXPERIMENT.NAME") for l in lines]
+    names = [_value(line, "EXPERIMENT.NAME") for line in lines]
     assert len(set(names)) == len(names)
     for row in rows:
         for method in methods:
             for seed in range(seeds):
-                match = [l for l in lines if _value(l, "DISTILLER.TYPE") == method
-                         and _value(l, "DISTILLER.TEACHER") == row["teacher"]
-                         and _value(l, "DISTILLER.STUDENT") == row["student"] and _value(l, "EXPERIMENT.SEED") == str(seed)]
+                match = [line for line in lines if _value(line, "DISTILLER.TYPE") == method
+                         and _value(line, "DISTILLER.TEACHER") == row["teacher"]
+                         and _value(line, "DISTILLER.STUDENT") == row["student"]
+                         and _value(line, "EXPERIMENT.SEED") == str(seed)]
                 assert len(match) == 1, (method, row, seed)
                 assert "--cfg configs/" in match[0] and f"EXPERIMENT.PROJECT {table}" in match[0]
     for student in students:
-        assert sum(_value(l, "DISTILLER.TYPE") == "NONE" and _value(l, "DISTILLER.STUDENT") == student
-                   for l in lines) == seeds
+        assert sum(_value(line, "DISTILLER.TYPE") == "NONE" and _value(line, "DISTILLER.STUDENT") == student
+                   for line in lines) == seeds
 
 
 def test_table2_counts_and_seed_option(capsys):
@@ -61,7 +62,7 @@ def test_table2_counts_and_seed_option(capsys):
     _, lines, _ = dry_run(capsys, "table2", "--seeds", "1", "--methods", "DKD,DDKD")
     assert len(lines) == 5 * 2
     _, lines, _ = dry_run(capsys, "table2", "--seeds", "0,7", "--pairs", "res56_res20", "--methods", "KD")
-    assert sorted(_value(l, "EXPERIMENT.SEED") for l in lines) == ["0", "7"]
+    assert sorted(_value(line, "EXPERIMENT.SEED") for line in lines) == ["0", "7"]
 
 
 def test_demo_dry_run_trains_the_teacher_first(capsys):
@@ -71,7 +72,7 @@ def test_demo_dry_run_trains_the_teacher_first(capsys):
     teacher = lines[0]
     assert _value(teacher, "DISTILLER.TYPE") == "NONE" and _value(teacher, "DISTILLER.STUDENT") == "resnet20"
     teacher_dir = os.path.join(_value(teacher, "LOG.PREFIX"), "demo", _value(teacher, "EXPERIMENT.NAME"))
-    distilled = [l for l in lines if _value(l, "DISTILLER.TYPE") in ("KD", "DKD", "DDKD")]
+    distilled = [line for line in lines if _value(line, "DISTILLER.TYPE") in ("KD", "DKD", "DDKD")]
     assert len(distilled) == 3
     for line in distilled:
         assert _value(line, "DISTILLER.TEACHER_CKPT") == os.path.join(teacher_dir, "student_best")
@@ -259,15 +260,15 @@ def test_mdistiller_suite_is_every_registered_method_on_the_eleven_pairs(capsys)
 
     assert suite_main(["mdistiller", "--seeds", "1", "--dry-run"]) == 0
     out = capsys.readouterr().out.splitlines()
-    lines = [l for l in out if l and not l.startswith("#")]
+    lines = [line for line in out if line and not line.startswith("#")]
     runnable, missing = _expected_mdistiller_grid()
-    distilled = {(_value(l, "DISTILLER.TYPE"), _value(l, "EXPERIMENT.NAME").split("-")[1]) for l in lines
-                 if _value(l, "DISTILLER.TYPE") != "NONE"}
+    distilled = {(_value(line, "DISTILLER.TYPE"), _value(line, "EXPERIMENT.NAME").split("-")[1]) for line in lines
+                 if _value(line, "DISTILLER.TYPE") != "NONE"}
     assert distilled == runnable
     assert len(lines) == len(runnable) + len({s for _, s in CIFAR_PAIRS.values()})  # + each student alone
     plan = plan_suite(restrict(load_suite("mdistiller"), seeds=[0]))
     assert {(i.method, i.pair.name) for i in plan.not_runnable} == missing and not plan.problems()
-    assert any(l.startswith("# not runnable") for l in out) == bool(missing)
+    assert any(line.startswith("# not runnable") for line in out) == bool(missing)
 
 
 def test_mdistiller_suite_lists_what_it_cannot_run_with_the_reason(capsys):
@@ -283,9 +284,9 @@ def test_mdistiller_suite_lists_what_it_cannot_run_with_the_reason(capsys):
     finally:
         distiller_dict.pop("ZZSUITEONLY", None)
     assert code == 0
-    commands = [l for l in out if not l.startswith("#")]
-    assert len(commands) == 11 and all(_value(l, "DISTILLER.TYPE") == "KD" for l in commands)
-    notes = [l for l in out if l.startswith("#")]
+    commands = [line for line in out if not line.startswith("#")]
+    assert len(commands) == 11 and all(_value(line, "DISTILLER.TYPE") == "KD" for line in commands)
+    notes = [line for line in out if line.startswith("#")]
     assert notes[0].startswith("# not runnable: 11 (method, pair)")
     assert notes[1] == ("#   ZZSUITEONLY on every pair (11): configs/cifar100/zzsuiteonly/ does not exist: "
                         "the method ships no configs for this dataset yet")

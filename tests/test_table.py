@@ -29,10 +29,10 @@ def write_run(root, name, method, teacher, student, seed, best, last, dataset="c
 @pytest.fixture
 def runs(tmp_path):
     root = tmp_path / "suite"
-    for seed, (b, l) in enumerate([(71.0, 70.5), (72.0, 71.5), (73.0, 72.5)]):
-        write_run(root, f"dkd-res56_res20-s{seed}", "DKD", "resnet56", "resnet20", seed, b, l)
-    for seed, (b, l) in enumerate([(70.0, 69.0), (71.0, 70.0)]):
-        write_run(root, f"kd-res56_res20-s{seed}", "KD", "resnet56", "resnet20", seed, b, l)
+    for seed, (best, last) in enumerate([(71.0, 70.5), (72.0, 71.5), (73.0, 72.5)]):
+        write_run(root, f"dkd-res56_res20-s{seed}", "DKD", "resnet56", "resnet20", seed, best, last)
+    for seed, (best, last) in enumerate([(70.0, 69.0), (71.0, 70.0)]):
+        write_run(root, f"kd-res56_res20-s{seed}", "KD", "resnet56", "resnet20", seed, best, last)
     write_run(root, "none-resnet20-s0", "NONE", "resnet20", "resnet20", 0, 69.0, 68.0)
     write_run(root, "none-resnet56-s0", "NONE", "resnet56", "resnet56", 0, 72.5, 72.0)
     write_run(root, "ddkd-res56_res20-s0", "DDKD", "resnet56", "resnet20", 0, 99.0, 99.0, finished=False)
@@ -131,7 +131,8 @@ def test_benchmark_tables_render_through_the_formatter():
         "|---|---:|---:|---:|---:|---:|---:|",
         "| DKD | 24.7 | 1.000 | 1.000 | – | 1.5 | 1,234,567 |"]
     rows = [{"method": m, "path": p, "amp": "off", "channels_last": False, "images_per_s": v, "epoch_seconds": 2.0,
-             "peak_memory_bytes": 3 * 2**20} for m, p, v in (("DKD", "dataloader", 100.0), ("DDKD", "gpu_augment", 150.0))]
+             "peak_memory_bytes": 3 * 2**20}
+            for m, p, v in (("DKD", "dataloader", 100.0), ("DDKD", "gpu_augment", 150.0))]
     assert epoch_table(rows).splitlines() == [
         "| method | path | amp | channels-last | images/s | epoch s | peak memory (MiB) | ×DKD | ×DataLoader |",
         "|---|---|---|---|---:|---:|---:|---:|---:|",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import sys
 from typing import Dict, List, Optional
 
@@ -23,11 +22,9 @@ from ..diagnostics import is_diffusion_distiller
 from ..diagnostics.gap import gap_over_batches
 from ..diagnostics.plots import plot_run
 from ..diagnostics.report import render_markdown
-from ..engine.build import build_distiller
-from ..engine.cfg import load_config
-from ..engine.checkpoint import load_checkpoint
 from ..engine.distributed import select_device
-from ..errors import ConfigError, MissingInputError, OneLineArgumentParser, add_debug_argument, run_main
+from ..engine.runs import load_distiller, open_run
+from ..errors import ConfigError, OneLineArgumentParser, add_debug_argument, run_main
 from ..plotting import require_matplotlib
 from ..plugins import add_plugins_argument, plugins_from_args
 
@@ -37,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("run_dir", help="output folder of a DDKD or DIFFKD run (holds config.yaml and latest)")
     parser.add_argument("--batches", type=int, default=0, help="test batches to measure (default 0: all)")
     parser.add_argument("--checkpoint", default="latest", help="distiller checkpoint in RUN_DIR (default latest)")
+    parser.add_argument("--teacher-ckpt", default="", metavar="FILE",
+                        help="teacher checkpoint to build the run's teacher from (default: the run's "
+                        "DISTILLER.TEACHER_CKPT, resolved as training does); the checkpoint's weights replace it")
     parser.add_argument("--bn", choices=("batch", "running"), default="batch",
                         help="BatchNorm statistics: each batch's own, as in training (default), or the running ones")
     parser.add_argument("--no-gradients", action="store_true", help="skip the per-term gradient norms")
@@ -48,31 +48,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_run(run_dir: str, checkpoint: str, opts: List[str]):
+def load_run(run_dir: str, checkpoint: str, opts: List[str], teacher_ckpt: str = ""):
     """``(cfg, distiller, splits, epoch)`` of a DDKD/DIFFKD run folder; what a user can fix is a
     ``UserError`` saying what to do."""
-    config = os.path.join(run_dir, "config.yaml")
-    if not os.path.isfile(config):
-        raise MissingInputError(f"{run_dir} is not a run folder (no config.yaml); give the output folder of a "
-                                f"DDKD or DIFFKD run")
-    cfg = load_config(config, opts)
-    path = os.path.join(run_dir, checkpoint)
-    if not os.path.isfile(path):
-        raise MissingInputError(f"{run_dir} has no checkpoint {checkpoint!r} yet (it is written at the end of "
-                                f"each epoch); wait for the first epoch or pass --checkpoint best")
-    splits = build_splits(cfg)
-    distiller, _ = build_distiller(cfg, len(splits.train), splits.num_classes)
+    run = open_run(run_dir, opts, teacher_ckpt)
+    run.checkpoint(checkpoint)  # before the data and the models are built
+    splits = build_splits(run.cfg)
+    distiller, epoch = load_distiller(run, checkpoint, len(splits.train), splits.num_classes)
     if not is_diffusion_distiller(distiller):
-        raise ConfigError(f"{run_dir} is a {cfg.DISTILLER.TYPE} run; ddkd-diagnose measures the denoiser of "
+        raise ConfigError(f"{run_dir} is a {run.cfg.DISTILLER.TYPE} run; ddkd-diagnose measures the denoiser of "
                           f"DDKD and DIFFKD runs (per-term gradient norms of any method: LOG.DIAGNOSTICS True)")
-    state = load_checkpoint(path, map_location="cpu")
-    distiller.load_state_dict(state["model"])
-    return cfg, distiller, splits, int(state.get("epoch", 0))
+    return run.cfg, distiller, splits, epoch
 
 
 def diagnose(args) -> Dict:
     """The report of ``args.run_dir`` as a dict (see ``--json``)."""
-    cfg, distiller, splits, epoch = load_run(args.run_dir, args.checkpoint, list(args.opts))
+    cfg, distiller, splits, epoch = load_run(args.run_dir, args.checkpoint, list(args.opts), args.teacher_ckpt)
     device = select_device(cfg.SOLVER.DEVICE)
     distiller.to(device)
     loader = torch.utils.data.DataLoader(splits.test, batch_size=cfg.DATASET.TEST.BATCH_SIZE, shuffle=False)

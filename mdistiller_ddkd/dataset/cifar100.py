@@ -147,7 +147,7 @@ def load_cifar100_split(root: str, train: bool, download: bool, check_integrity:
     return dataset
 
 
-@register_dataset("cifar100", model_zoo="cifar", input_size=(32, 32))
+@register_dataset("cifar100", model_zoo="cifar", input_size=(32, 32), mean_std=(CIFAR100_MEAN, CIFAR100_STD))
 def build_cifar100(cfg) -> DatasetSplits:
     root = cfg.DATASET.ROOT
     kwargs = dict(download=cfg.DATASET.DOWNLOAD, check_integrity=cfg.DATASET.CHECK_INTEGRITY)

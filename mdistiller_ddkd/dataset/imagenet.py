@@ -50,7 +50,7 @@ def _image_folder(root: str, split: str, transform) -> ImageFolder:
         raise MissingInputError(f"ImageNet {split} folder {folder} holds no images in class folders: {err}") from None
 
 
-@register_dataset("imagenet", model_zoo="imagenet", input_size=(224, 224))
+@register_dataset("imagenet", model_zoo="imagenet", input_size=(224, 224), mean_std=(IMAGENET_MEAN, IMAGENET_STD))
 def build_imagenet(cfg) -> DatasetSplits:
     train = _image_folder(cfg.DATASET.ROOT, "train", imagenet_train_transform())
     test = _image_folder(cfg.DATASET.ROOT, "val", imagenet_test_transform())

@@ -58,6 +58,9 @@ class DatasetInfo:
     input_size: Tuple[int, int] = (32, 32)
     #: its own config node, merged as ``DATASET.<NAME>`` (upper case), or None
     config: Optional[CfgNode] = None
+    #: the per-channel (mean, std) its test images are normalised with, when fixed (what an exported student
+    #: needs in front of it); None: only the built splits know it (``DatasetSplits.mean_std``)
+    mean_std: Optional[Tuple[Tuple[float, ...], Tuple[float, ...]]] = None
 
     @property
     def config_key(self) -> str:
@@ -68,14 +71,16 @@ DATASETS: Dict[str, DatasetInfo] = {}
 
 
 def register_dataset(name: str, model_zoo: str = "cifar", input_size: Sequence[int] = (32, 32),
-                     config: Optional[CfgNode] = None) -> Callable:
+                     config: Optional[CfgNode] = None, mean_std: Optional[tuple] = None) -> Callable:
     """Decorator: register ``builder(cfg) -> DatasetSplits`` as ``DATASET.TYPE == name``, with the model
-    zoo it uses, its image size and (optionally) its config node ``DATASET.<NAME>``."""
+    zoo it uses, its image size and (optionally) its config node ``DATASET.<NAME>`` and its fixed
+    normalisation ``(mean, std)``."""
 
     def wrap(builder):
         if name in DATASETS and DATASETS[name].builder is not builder:
             raise ValueError(f"dataset {name!r} is registered twice")
-        DATASETS[name] = DatasetInfo(name, builder, model_zoo, (int(input_size[0]), int(input_size[1])), config)
+        DATASETS[name] = DatasetInfo(name, builder, model_zoo, (int(input_size[0]), int(input_size[1])), config,
+                                     mean_std)
         return builder
 
     return wrap

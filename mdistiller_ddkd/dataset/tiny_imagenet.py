@@ -119,7 +119,8 @@ def _val_set(base: str, train: ImageFolder) -> Dataset:
     return val
 
 
-@register_dataset("tiny_imagenet", model_zoo="tiny_imagenet", input_size=(64, 64))
+@register_dataset("tiny_imagenet", model_zoo="tiny_imagenet", input_size=(64, 64),
+                  mean_std=(TINY_IMAGENET_MEAN, TINY_IMAGENET_STD))
 def build_tiny_imagenet(cfg) -> DatasetSplits:
     """Train (with index) and val splits; the number of classes is that of ``train/`` (200 for the real
     data). ``train_uint8`` stays None: the train transform is no pad-crop-flip, so ``augment`` is unused."""

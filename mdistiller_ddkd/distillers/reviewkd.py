@@ -13,8 +13,10 @@ outputs are compared with the teacher's levels ``preact_feats[1:] + [pooled]`` b
 Config lists are deep-first for shapes and shallow-first for channels, as upstream: ``SHAPES`` /
 ``OUT_SHAPES`` are the student's / teacher's level sizes deepest first (``SHAPES[0]``, the pooled level,
 is never used to resize); ``IN_CHANNELS`` / ``OUT_CHANNELS`` the student's / teacher's channels shallowest
-first. They must equal what the models produce (probed at build time); a mismatch is a ConfigError that
-names the right values.
+first. A list left at mdistiller's default (``[1, 8, 16, 32]`` / ``[64, 128, 256, 256]``; a value equal to
+it counts as not given) takes what the models produce (probed at build time), so any pair trains without
+them; a list the config gives must equal the probed one, and a mismatch is a ConfigError that names the
+right values. The packaged configs state them.
 
 Upstream difference: mdistiller ignores ``MAX_MID_CHANNEL`` (it always uses ``min(512, IN_CHANNELS[-1])``),
 so its ResNet50 -> MobileNetV1 file's ``MAX_MID_CHANNEL: 256`` has no effect there; here it is read (256 is
@@ -80,16 +82,28 @@ def _levels(feats: Dict, key: str) -> List[torch.Tensor]:
     return list(feats[key]) + [feats["pooled_feat"].unsqueeze(-1).unsqueeze(-1)]
 
 
-def _check_levels(cfg, s_levels: Sequence[torch.Tensor], t_levels: Sequence[torch.Tensor]) -> None:
-    """The config's SHAPES/OUT_SHAPES/IN_CHANNELS/OUT_CHANNELS against the probed levels."""
-    rc, pair = cfg.REVIEWKD, f"{cfg.DISTILLER.TEACHER} -> {cfg.DISTILLER.STUDENT}"
-    lengths = {k: len(rc[k]) for k in ("SHAPES", "OUT_SHAPES", "IN_CHANNELS", "OUT_CHANNELS")}
-    n = len(rc.IN_CHANNELS)
-    if set(lengths.values()) != {n} or n != len(t_levels) or n > len(s_levels):
+_LEVEL_KEYS = ("SHAPES", "OUT_SHAPES", "IN_CHANNELS", "OUT_CHANNELS")
+
+
+def _given_levels(cfg) -> Dict[str, List[int]]:
+    """The level lists the config states: a value equal to mdistiller's default counts as not given."""
+    rc = cfg.REVIEWKD
+    return {k: [int(x) for x in rc[k]] for k in _LEVEL_KEYS if [int(x) for x in rc[k]] != list(_C[k])}
+
+
+def resolve_levels(cfg, s_levels: Sequence[torch.Tensor], t_levels: Sequence[torch.Tensor]) -> Dict[str, List[int]]:
+    """SHAPES/OUT_SHAPES/IN_CHANNELS/OUT_CHANNELS for the probed levels: what the models produce, where the
+    config leaves a list at mdistiller's default; a list the config gives must equal it (else ConfigError,
+    naming the right values)."""
+    pair = f"{cfg.DISTILLER.TEACHER} -> {cfg.DISTILLER.STUDENT}"
+    given = _given_levels(cfg)
+    lengths = {k: len(v) for k, v in given.items()}
+    n = next(iter(lengths.values())) if given else len(t_levels)
+    if set(lengths.values()) - {n} or n != len(t_levels) or n > len(s_levels):
         raise ConfigError(
             f"REVIEWKD for {pair}: the teacher has {len(t_levels)} levels (preact_feats[1:] + pooled) and the "
-            f"student {len(s_levels)}; SHAPES, OUT_SHAPES, IN_CHANNELS and OUT_CHANNELS must all have "
-            f"{len(t_levels)} entries (got {lengths})"
+            f"student {len(s_levels)}; SHAPES, OUT_SHAPES, IN_CHANNELS and OUT_CHANNELS, where given, must all "
+            f"have {len(t_levels)} entries (got {lengths}); leave them at mdistiller's defaults to take the models'"
         )
     s_levels = s_levels[-n:]
     for level in list(s_levels) + list(t_levels):
@@ -101,10 +115,12 @@ def _check_levels(cfg, s_levels: Sequence[torch.Tensor], t_levels: Sequence[torc
         "IN_CHANNELS": [int(f.shape[1]) for f in s_levels],
         "OUT_CHANNELS": [int(f.shape[1]) for f in t_levels],
     }
-    wrong = {k: v for k, v in expected.items() if [int(x) for x in rc[k]] != v}
+    wrong = {k: v for k, v in expected.items() if k in given and given[k] != v}
     if wrong:
-        fix = ", ".join(f"REVIEWKD.{k} {v} (config: {list(rc[k])})" for k, v in wrong.items())
-        raise ConfigError(f"REVIEWKD for {pair}: the config does not match the models; set {fix}")
+        fix = ", ".join(f"REVIEWKD.{k} {v} (config: {given[k]})" for k, v in wrong.items())
+        raise ConfigError(f"REVIEWKD for {pair}: the config does not match the models; set {fix} (or leave them at "
+                          f"mdistiller's defaults, which take the models' values)")
+    return expected
 
 
 @register_distiller("REVIEWKD", config=_C)
@@ -127,10 +143,9 @@ class ReviewKD(Distiller):
             if not feats.get(key):
                 raise ConfigError(f"REVIEWKD cannot use {name} as the {role}: it returns no feats[{key!r}]"
                                  + (" (set REVIEWKD.STU_PREACT False)" if role == "student" else ""))
-        _check_levels(cfg, _levels(feats_s, self.student_key), _levels(feats_t, "preact_feats")[1:])
-        self.shapes = [int(s) for s in rc.SHAPES]
-        self.out_shapes = [int(s) for s in rc.OUT_SHAPES]
-        in_channels, out_channels = list(rc.IN_CHANNELS), list(rc.OUT_CHANNELS)
+        levels = resolve_levels(cfg, _levels(feats_s, self.student_key), _levels(feats_t, "preact_feats")[1:])
+        self.shapes, self.out_shapes = levels["SHAPES"], levels["OUT_SHAPES"]
+        in_channels, out_channels = levels["IN_CHANNELS"], levels["OUT_CHANNELS"]
         mid = min(int(rc.MAX_MID_CHANNEL), int(in_channels[-1]))
         # built shallow to deep (upstream's initialisation order), stored deep first
         abfs = [ABF(c_in, mid, c_out, i < len(in_channels) - 1)

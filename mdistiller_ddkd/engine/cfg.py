@@ -89,6 +89,8 @@ def _log(cfg: CN) -> None:
     cfg.LOG.SAVE_CHECKPOINT_FREQ = 40
     cfg.LOG.PREFIX = "./output"
     cfg.LOG.WANDB = False
+    # added: W&B group of the run (suites set it to their name); empty: no group
+    cfg.LOG.WANDB_GROUP = ""
     # added: gap metrics (DDKD/DIFFKD) and per-term gradient norms on a fixed probe batch (docs/diagnostics.md)
     cfg.LOG.DIAGNOSTICS = False
     cfg.LOG.DIAGNOSTICS_FREQ = 100  # every N training steps (TensorBoard), 0: only at each epoch's end

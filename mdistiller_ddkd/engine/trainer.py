@@ -54,8 +54,8 @@ def experiment_dir(cfg) -> str:
 class Trainer:
     """Trains ``cfg.DISTILLER.TYPE`` and writes mdistiller's output folder.
 
-    Setup runs in named phases (``setup_runtime``, ``setup_claim``, ``setup_data``, ``setup_distiller``,
-    ``setup_update``, ``setup_parallel``, ``setup_output``, ``setup_hooks``); extra work plugs in as
+    Setup runs in named phases (``setup_runtime``, ``setup_hooks``, ``setup_claim``, ``setup_data``,
+    ``setup_distiller``, ``setup_update``, ``setup_parallel``, ``setup_output``); extra work plugs in as
     ``TrainerHook``s and the parameter update is the ``SOLVER.TRAINER`` rule.
     ``allow_changes`` (``--resume-with-changes``) resumes despite a config that changes the run's maths.
     """
@@ -72,13 +72,13 @@ class Trainer:
         self.progress = RunProgress()
         try:
             self.setup_runtime(runtime, show_progress)
+            self.setup_hooks()
             self.setup_claim(resume)
             self.setup_data()
             self.setup_distiller()
             self.setup_update()
             self.setup_parallel()
             self.setup_output(resume)
-            self.setup_hooks()
         except BaseException:
             self.release_output()
             raise
@@ -156,7 +156,8 @@ class Trainer:
             self.writer = EventLog(os.path.join(self.output_dir, "train.events"))
 
     def setup_hooks(self) -> None:
-        """The built-in and plugins' hooks this config wants."""
+        """The built-in and plugins' hooks this config wants; built first, before the output folder is
+        touched, so a hook that cannot run (an optional extra missing) stops with nothing written."""
         self.hooks: List[TrainerHook] = build_hooks(self.cfg)
 
     # ------------------------------------------------------------------ helpers of the loop

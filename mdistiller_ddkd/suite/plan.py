@@ -1,6 +1,7 @@
 """From a suite to runs: one output folder and one training command per (method, pair, seed).
 
-Folders: ``<output>/<suite>/<run name>`` (``LOG.PREFIX``, ``EXPERIMENT.PROJECT``, ``EXPERIMENT.NAME``);
+Folders: ``<output>/<suite>/<run name>`` (``LOG.PREFIX``, ``EXPERIMENT.PROJECT``, ``EXPERIMENT.NAME``; the
+W&B group ``LOG.WANDB_GROUP`` is the suite's name);
 names are ``<method>-<pair>-s<seed>``, ``none-<model>-s<seed>`` for a model trained alone (shared by the
 pairs with the same student) and ``teacher-<model>-s<seed>`` for a teacher the suite trains itself.
 A folder whose ``results.json`` says finished is skipped; one with a ``latest`` checkpoint is resumed.
@@ -190,7 +191,7 @@ class _Planner:
         spec = self.spec
         overrides = [*spec.overrides, *spec.method_overrides.get(method, []), *self.extra, *specific,
                      "EXPERIMENT.SEED", str(seed), "LOG.PREFIX", self.prefix, "EXPERIMENT.PROJECT", spec.name,
-                     "EXPERIMENT.NAME", name]
+                     "EXPERIMENT.NAME", name, "LOG.WANDB_GROUP", spec.name]
         run = Run(name, method, pair, seed, model, config, overrides, os.path.join(self.prefix, spec.name, name),
                   list(after or []), role, list(self.plugins))
         self.runs.append(run)

@@ -167,8 +167,8 @@ NAMED_SUITES = tuple(_NAMED_SUITE_BUILDERS)
 def named_suite(name: str) -> SuiteSpec:
     """A named suite (:data:`NAMED_SUITES`), built now."""
     if name not in _NAMED_SUITE_BUILDERS:
-        raise UnknownNameError(f"unknown suite {name!r}: named suites are {', '.join(NAMED_SUITES)}, or give a "
-                               f"YAML file")
+        raise UnknownNameError(f"unknown suite {name!r}: named suites are {', '.join(NAMED_SUITES)}, "
+                               f"or give a YAML file")
     return _NAMED_SUITE_BUILDERS[name]()
 
 

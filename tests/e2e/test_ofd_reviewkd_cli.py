@@ -45,3 +45,20 @@ def test_trains_one_epoch_from_the_config_file(method, pair, prefix, shape, tiny
     own = prefix.split(".")[0]
     assert not any(k.startswith(own) for k in student)
     assert not any(k.startswith("margin") for k in latest)
+
+
+def test_reviewkd_trains_a_pair_without_its_lists(tmp_path):
+    """``DISTILLER.TYPE REVIEWKD`` on a pair no config covers (resnet8x4 -> resnet8), with no level list
+    given: the levels follow the models."""
+    teacher = write_teacher_checkpoint(str(tmp_path / "teacher.pth"), "resnet8x4", num_classes=10)
+    proc = run_cli([TRAIN, "DISTILLER.TYPE", "REVIEWKD", "DISTILLER.TEACHER", "resnet8x4", "DISTILLER.STUDENT",
+                    "resnet8", "DISTILLER.TEACHER_CKPT", teacher, "DATASET.TYPE", "synthetic",
+                    "DATASET.SYNTHETIC.TRAIN_PER_CLASS", "2", "DATASET.SYNTHETIC.TEST_PER_CLASS", "1",
+                    "DATASET.NUM_WORKERS", "0", "SOLVER.BATCH_SIZE", "8", "SOLVER.EPOCHS", "1", "SOLVER.DEVICE", "cpu",
+                    "LOG.PREFIX", str(tmp_path / "out"), "EXPERIMENT.NAME", "review"], cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    latest = torch.load(tmp_path / "out" / "distill" / "review" / "latest", weights_only=True)["model"]
+    # deepest ABF: resnet8's pooled 64-vector -> resnet8x4's 256 channels; shallowest: -> its first stage's 64
+    assert tuple(latest["abfs.0.conv1.0.weight"].shape) == (64, 64, 1, 1)
+    assert tuple(latest["abfs.0.conv2.0.weight"].shape) == (256, 64, 3, 3)
+    assert tuple(latest["abfs.3.conv2.0.weight"].shape) == (64, 64, 3, 3)

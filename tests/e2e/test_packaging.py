@@ -54,7 +54,8 @@ def test_pip_install_gives_console_scripts_and_packaged_configs(tmp_path):
     # the installed copy is used, not the source tree
     where = run([python, "-c", "import mdistiller_ddkd, os; print(os.path.dirname(mdistiller_ddkd.__file__))"])
     assert where.returncode == 0 and str(venv) in where.stdout and REPO_ROOT not in where.stdout, where.stdout
-    for script in ("ddkd-train", "ddkd-suite", "ddkd-table", "ddkd-download-teachers", "ddkd-eval"):
+    for script in ("ddkd-train", "ddkd-suite", "ddkd-table", "ddkd-download-teachers", "ddkd-eval", "ddkd-visualize",
+                   "ddkd-export"):
         result = run([str(bindir / script), "--help"])
         assert result.returncode == 0 and "usage" in result.stdout.lower(), (script, result.stdout, result.stderr)
     check = run([python, "-c", (

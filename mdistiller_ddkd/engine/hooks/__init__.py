@@ -1,5 +1,7 @@
 """Trainer hooks: the interface (``base.py``) and the built-in hooks. This module is the composition root
-of the hook registry: the built-in factories are listed here, a plugin adds its own with ``register_hook``."""
+of the hook registry: the built-in factories are listed here, a plugin adds its own with ``register_hook``.
+Factories are pure (they validate the config, nothing else): the trainer builds the hooks before it touches
+the output folder, so a hook that cannot run is refused first."""
 
 from __future__ import annotations
 
@@ -7,9 +9,10 @@ from typing import List, Sequence
 
 from .base import HOOK_FACTORIES, HookFactory, StepState, TrainerHook, register_hook
 from .diagnostics import DiagnosticsHook, diagnostics_hook
+from .wandb import WandbHook, wandb_hook
 
 #: the built-in hook factories, in the order their hooks run (plugins' hooks follow)
-BUILTIN_HOOKS: Sequence[HookFactory] = (diagnostics_hook,)
+BUILTIN_HOOKS: Sequence[HookFactory] = (diagnostics_hook, wandb_hook)
 
 
 def build_hooks(cfg) -> List[TrainerHook]:
@@ -18,5 +21,5 @@ def build_hooks(cfg) -> List[TrainerHook]:
     return [hook for hook in (factory(cfg) for factory in factories) if hook is not None]
 
 
-__all__ = ["BUILTIN_HOOKS", "DiagnosticsHook", "HookFactory", "StepState", "TrainerHook", "build_hooks",
-           "diagnostics_hook", "register_hook"]
+__all__ = ["BUILTIN_HOOKS", "DiagnosticsHook", "HookFactory", "StepState", "TrainerHook", "WandbHook", "build_hooks",
+           "diagnostics_hook", "register_hook", "wandb_hook"]
