@@ -29,7 +29,11 @@ SUBCOMMANDS = ("run", "report")
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suite", help=f"a named suite ({', '.join(NAMED_SUITES)}) or a suite YAML file")
     parser.add_argument("--dry-run", action="store_true", help="print one training command per run and exit")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1); one GPU each when there are GPUs")
+    parser.add_argument("--jobs", type=int, default=None, help="runs at a time (default: the suite's, 1 for most, "
+                        "2 for the demo; fewer when --threads x jobs would exceed the cores); one GPU each when there "
+                        "are GPUs")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads of each run (default: "
+                        "OMP_NUM_THREADS when set, else the cores / jobs)")
     parser.add_argument("--gpus", default=None, help="GPU ids to use, e.g. 0,1,2,3 (default: all visible)")
     parser.add_argument("--seeds", default=None, help="number of seeds (3 = seeds 0,1,2) or a list (0,4,7); "
                         "default: the suite's")
@@ -111,6 +115,9 @@ def _plan_from_args(args):
     spec = _spec_from_args(args)
     if len(args.opts) % 2:
         raise ValueError(f"config overrides must be KEY VALUE pairs, got {args.opts}")
+    for option in ("jobs", "threads"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
+            raise ValueError(f"--{option} must be at least 1, got {getattr(args, option)}")
     from ..suite.plan import plan_suite
 
     return plan_suite(spec, args.opts, args.output, plugins=split_modules(args.plugins))
@@ -175,19 +182,37 @@ def run_suite(args: argparse.Namespace) -> int:
           f"{plan.runs[0].output_dir.rsplit(plan.runs[0].name, 1)[0] if plan.runs else ''}", flush=True)
     if not _prefetch_teachers(plan):
         return 2
-    from ..suite.execute import execute_plan
+    from ..suite.execute import execute_plan, write_manifest
 
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
+    jobs, threads = jobs_and_threads(spec, args.jobs, args.threads, gpus)
+    print(f"{jobs} run(s) at a time{f', {threads} CPU thread(s) each' if threads else ''}", flush=True)
     try:
-        outcome = execute_plan(plan, jobs=args.jobs, gpus=gpus, launcher=launcher, epoch_progress=not args.quiet)
+        outcome = execute_plan(plan, jobs=jobs, gpus=gpus, launcher=launcher, epoch_progress=not args.quiet,
+                               threads=threads)
     except KeyboardInterrupt:
         return 130
+    write_manifest(plan, outcome, jobs)
     if not args.no_report:
         print()
         print_report(spec, args.output, args.metric)
     if spec.plots:
         _write_suite_plots(spec, args.output, args.metric)
     return 0 if outcome.ok else 1
+
+
+def jobs_and_threads(spec: SuiteSpec, jobs: Optional[int], threads: Optional[int],
+                     gpus: Optional[List[str]] = None):
+    """``(runs at a time, CPU threads per run or None on GPUs)``. Without ``--jobs`` the suite's own number,
+    lowered so that jobs x threads fit the cores when the threads are given (``--threads`` or
+    ``OMP_NUM_THREADS``): ``OMP_NUM_THREADS=2 ddkd-suite demo`` runs one 2-thread run at a time on 2 cores."""
+    from ..suite.execute import available_cores, detect_gpus, env_threads, threads_per_run
+
+    on_gpus = bool(gpus if gpus is not None else detect_gpus())
+    given = threads or env_threads()
+    if jobs is None:
+        jobs = spec.jobs if on_gpus or given is None else max(1, min(spec.jobs, available_cores() // given))
+    return jobs, None if on_gpus else threads_per_run(jobs, threads)
 
 
 def _write_suite_plots(spec: SuiteSpec, output: Optional[str], metric: str) -> None:
