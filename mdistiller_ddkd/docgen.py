@@ -247,18 +247,21 @@ def _demo_runs(results_dir: str) -> str:
 @register_block("demo-steps")
 def _demo_steps(results_dir: str) -> str:
     data = _primary(results_dir)
-    teacher, student, dkd = _recipe(data, "Teacher"), _recipe(data, "Student"), _recipe(data, "DKD")
+    teacher, student, dkd, ddkd = (_recipe(data, role) for role in ("Teacher", "Student", "DKD", "DDKD"))
     seeds = ", ".join(str(s) for s in sorted({r["seed"] for r in data["runs"] if run_role(r) == "Student"}))
-    ddkd = _recipe(data, "DDKD")
-    return (f"1. the teacher, {teacher['DISTILLER.STUDENT']}, trained alone once (method NONE, seed "
-            f"{next(r['seed'] for r in data['runs'] if run_role(r) == 'Teacher')}; `configs/demo/teacher.yaml`, "
-            f"{teacher['SOLVER.EPOCHS']} epochs);\n"
+    teacher_seed = next(r["seed"] for r in data["runs"] if run_role(r) == "Teacher")
+    warmups, betas = (dkd["DKD.WARMUP"], ddkd["DDKD.DKD.WARMUP"]), (dkd["DKD.BETA"], ddkd["DDKD.DKD.BETA"])
+    if warmups[0] == warmups[1] and betas[0] == betas[1]:
+        dkd_text = f"the DKD warm-up is {warmups[0]} epochs and DKD's β is {betas[0]:g}, for both DKD and DDKD"
+    else:
+        dkd_text = (f"DKD's warm-up and β are {warmups[0]} epochs and {betas[0]:g} for DKD, {warmups[1]} epochs "
+                    f"and {betas[1]:g} for DDKD")
+    return (f"1. the teacher, {teacher['DISTILLER.STUDENT']}, trained alone once (method NONE, seed {teacher_seed}; "
+            f"`configs/demo/teacher.yaml`, {teacher['SOLVER.EPOCHS']} epochs);\n"
             f"2. the student, {student['DISTILLER.STUDENT']}, alone (`configs/demo/none.yaml`, "
             f"{student['SOLVER.EPOCHS']} epochs, seeds {seeds});\n"
             f"3. the student with KD, DKD and DDKD, distilled from that teacher's `student_best` checkpoint\n"
-            f"   (`configs/demo/{{kd,dkd,ddkd}}.yaml`, {student['SOLVER.EPOCHS']} epochs, seeds {seeds}; the DKD "
-            f"warm-up is {dkd['DKD.WARMUP']} epochs\n   (DDKD: {ddkd['DDKD.DKD.WARMUP']}), and DKD's β is "
-            f"{dkd['DKD.BETA']:g} for DKD and {ddkd['DDKD.DKD.BETA']:g} for DDKD);")
+            f"   (`configs/demo/{{kd,dkd,ddkd}}.yaml`, {student['SOLVER.EPOCHS']} epochs, seeds {seeds}; {dkd_text});")
 
 
 @register_block("demo-recipe")
