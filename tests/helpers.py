@@ -224,3 +224,9 @@ def slurm_env() -> Optional[Dict[str, str]]:
     except subprocess.TimeoutExpired:
         return None
     return env if probe.returncode == 0 and probe.stdout.strip() else None
+
+
+#: the offline demo's plateau: in its last epochs (``docgen.PLATEAU_EPOCHS``) no student run's test accuracy
+#: moves by more than this between consecutive epochs, and the teacher's by no more than the second (points)
+DEMO_STUDENT_LATE_CHANGE = 5.0
+DEMO_TEACHER_LATE_CHANGE = 1.0

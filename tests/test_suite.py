@@ -1,5 +1,6 @@
-"""Suites: complete dry-run command lists for the named suites, a 2-run custom suite that runs, is skipped
-when re-run, and resumes a run that was interrupted."""
+"""Suites: complete dry-run command lists for the named suites, a 2-run custom suite that runs (and records
+how in suite.json), is skipped when re-run, and resumes a run that was interrupted; runs at a time and
+threads per run."""
 
 from __future__ import annotations
 
@@ -65,17 +66,47 @@ def test_table2_counts_and_seed_option(capsys):
     assert sorted(_value(line, "EXPERIMENT.SEED") for line in lines) == ["0", "7"]
 
 
-def test_demo_dry_run_trains_the_teacher_first(capsys):
+def test_demo_dry_run_trains_one_teacher_first_for_every_seed(capsys):
     code, lines, _ = dry_run(capsys, "demo", "--launcher", "torchrun --nproc_per_node 2")
-    assert code == 0 and len(lines) == 5
+    spec = load_suite("demo")
+    assert code == 0 and spec.seeds == [0, 1, 2] and spec.jobs == 2
+    assert len(lines) == 1 + 4 * 3  # one teacher, then NONE, KD, DKD, DDKD x 3 seeds
     assert lines[0].startswith("torchrun --nproc_per_node 2 -m mdistiller_ddkd.cli.train")
     teacher = lines[0]
     assert _value(teacher, "DISTILLER.TYPE") == "NONE" and _value(teacher, "DISTILLER.STUDENT") == "resnet20"
+    assert _value(teacher, "EXPERIMENT.SEED") == "0"
     teacher_dir = os.path.join(_value(teacher, "LOG.PREFIX"), "demo", _value(teacher, "EXPERIMENT.NAME"))
     distilled = [line for line in lines if _value(line, "DISTILLER.TYPE") in ("KD", "DKD", "DDKD")]
-    assert len(distilled) == 3
-    for line in distilled:
+    assert len(distilled) == 9
+    assert sorted(_value(line, "EXPERIMENT.SEED") for line in distilled) == ["0"] * 3 + ["1"] * 3 + ["2"] * 3
+    for line in distilled:  # every seed distils from the one teacher
         assert _value(line, "DISTILLER.TEACHER_CKPT") == os.path.join(teacher_dir, "student_best")
+    alone = [line for line in lines[1:] if _value(line, "DISTILLER.TYPE") == "NONE"]
+    assert [_value(line, "EXPERIMENT.SEED") for line in alone] == ["0", "1", "2"]
+    assert all("DISTILLER.TEACHER_CKPT" not in line for line in alone)  # they run beside the teacher
+
+
+def test_runs_at_a_time_and_threads_per_run(monkeypatch):
+    from mdistiller_ddkd.suite import execute
+
+    demo, table2 = load_suite("demo").jobs, load_suite("table2").jobs
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(execute, "available_cores", lambda: 2)
+    assert execute.jobs_and_threads(demo, None, None, gpus=[]) == (2, 1)  # the demo: 2 runs x 1 thread on 2 cores
+    assert execute.jobs_and_threads(table2, None, None, gpus=[]) == (1, 2)
+    assert execute.jobs_and_threads(demo, None, 2, gpus=[]) == (1, 2)  # 2 threads each: one run at a time
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert execute.jobs_and_threads(demo, None, None, gpus=[]) == (1, 2)  # the same from the environment
+    assert execute.jobs_and_threads(demo, 3, None, gpus=[]) == (3, 2)  # --jobs is taken as given
+    monkeypatch.setattr(execute, "available_cores", lambda: 16)
+    assert execute.jobs_and_threads(demo, None, 4, gpus=[]) == (2, 4)
+    assert execute.jobs_and_threads(demo, None, None, gpus=["0", "1"]) == (2, None)  # GPUs: no thread setting
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert execute.jobs_and_threads(demo, None, None, gpus=[]) == (2, 8)
+    assert execute.child_env(None, 3)["OMP_NUM_THREADS"] == "3"
+    gpu_env = execute.child_env("1", None)
+    assert gpu_env["CUDA_VISIBLE_DEVICES"] == "1" and "OMP_NUM_THREADS" not in gpu_env
+    assert suite_main(["demo", "--threads", "0"]) == 2
 
 
 def test_missing_configs_are_named_at_plan_time(tmp_path, capsys):
@@ -136,9 +167,26 @@ def test_two_run_suite_runs_then_is_skipped(tiny_suite):
         assert results["finished"] and results["epoch"] == 1
     assert _results(tmp_path, "two", "kd-r14_r8-s0")["method"] == "KD"
     assert "| resnet14 → resnet8 |" in first.stdout  # the table at the end
+    assert "2 run(s) at a time, 1 CPU thread(s) each" in first.stdout  # run_cli sets OMP_NUM_THREADS=1
+    with open(tmp_path / "out" / "two" / "suite.json") as f:
+        manifest = json.load(f)
+    assert manifest["suite"] == "two" and manifest["jobs"] == 2 and manifest["seconds"] > 0
+    assert set(manifest["runs"]) == {"none-resnet8-s0", "kd-r14_r8-s0"}
+    for run in manifest["runs"].values():
+        assert run["state"] == "done" and run["threads"] == 1 and 0 < run["seconds"] <= manifest["seconds"]
+    assert manifest["machine"]["cores"] >= 1 and "torch" in manifest["machine"]
+    from mdistiller_ddkd.docgen import collect_suite, suite_table
+
+    collected = collect_suite(str(tmp_path / "out" / "two"))
+    kd = next(r for r in collected["runs"] if r["method"] == "KD")
+    assert kd["threads"] == 1 and len(kd["test_acc"]) == 1 and kd["config"]["SOLVER.EPOCHS"] == 1
+    assert "LOG.PREFIX" not in kd["config"] and kd["config"]["DISTILLER.TYPE"] == "KD"
+    assert suite_table(collected).rows[0].cells["KD"].values == [kd["best_acc"]]
     again = run_cli([os.path.join(REPO_ROOT, "tools", "suite.py"), spec], cwd=str(tmp_path), timeout=120)
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.count("] skipped") == 2 and "] started" not in again.stdout
+    with open(tmp_path / "out" / "two" / "suite.json") as f:
+        assert {r["state"] for r in json.load(f)["runs"].values()} == {"skipped"}  # no time to report
 
 
 @pytest.mark.slow  # real suite subprocesses: ~40 s

@@ -31,6 +31,31 @@ def test_generation_is_deterministic_shaped_and_balanced():
     assert 20 < train_x.std() < 100  # real contrast, not a constant image
 
 
+def test_cleaner_data_parameters_change_the_images_and_are_checked():
+    from mdistiller_ddkd.dataset.synthetic import fewest_textures
+
+    assert fewest_textures(10) == 4 and fewest_textures(12) == 4 and fewest_textures(13) == 5
+    default = generate_synthetic(10, 20, 5, seed=1)
+    same = generate_synthetic(10, 20, 5, seed=1, num_textures=fewest_textures(10))  # 0 means the fewest
+    assert all(np.array_equal(x, y) for x, y in zip(default, same))
+    quiet = generate_synthetic(10, 20, 5, seed=1, noise=0.0, distractor_gain=(0.0, 0.0))
+    assert np.array_equal(quiet[1], default[1]) and not np.array_equal(quiet[0], default[0])
+    # no noise and no distractor: pixels away from the two patches are all the (colour-cast) background
+    assert np.abs(np.diff(quiet[0][:, :, :, 0].astype(int), axis=2)).mean() < np.abs(
+        np.diff(default[0][:, :, :, 0].astype(int), axis=2)).mean() / 2
+    more = generate_synthetic(10, 20, 5, seed=1, num_textures=8)
+    assert not np.array_equal(more[0], default[0])
+    for bad in ({"noise": -0.1}, {"distractor_gain": (0.5, 0.2)}, {"num_textures": 3}):
+        with pytest.raises(ValueError, match="DATASET.SYNTHETIC"):
+            generate_synthetic(10, 20, 5, seed=1, **bad)
+    # the config keys reach the generator
+    cfg = _cfg("DATASET.SYNTHETIC.TRAIN_PER_CLASS", "20", "DATASET.SYNTHETIC.TEST_PER_CLASS", "5",
+               "DATASET.SYNTHETIC.SEED", "1", "DATASET.SYNTHETIC.NUM_TEXTURES", "8")
+    from mdistiller_ddkd.dataset.registry import build_splits
+
+    assert np.array_equal(build_splits(cfg).train_uint8.numpy(), more[0])
+
+
 def test_builder_gives_cifar_layout_and_own_normalisation():
     cfg = _cfg("DATASET.SYNTHETIC.NUM_CLASSES", "6", "DATASET.SYNTHETIC.TRAIN_PER_CLASS", "10",
                "DATASET.SYNTHETIC.TEST_PER_CLASS", "4")

@@ -1,4 +1,5 @@
-"""Tables from fabricated run folders: exact means, sample standard deviations, counts and paper deltas."""
+"""Tables from fabricated run folders: exact means, sample standard deviations, counts, paper deltas, and
+the ranks that show ties (means closer than twice the larger standard error are not ordered)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ import pytest
 
 from mdistiller_ddkd.cli.table import main as table_main
 from mdistiller_ddkd.suite.paper import paper_value
-from mdistiller_ddkd.suite.report import build_tables, load_results, render
+from mdistiller_ddkd.suite.report import (
+    Cell,
+    Row,
+    Table,
+    build_tables,
+    load_results,
+    rank_ranges,
+    render,
+    separated,
+    story_conflicts,
+)
 
 
 def write_run(root, name, method, teacher, student, seed, best, last, dataset="cifar100", finished=True,
@@ -57,7 +68,7 @@ def test_means_stds_counts_and_paper_deltas(runs):
     kd = row.cells["KD"]
     assert kd.n == 2 and kd.mean == pytest.approx(70.5) and kd.std == pytest.approx(math.sqrt(0.5))
     assert kd.diff == pytest.approx(70.5 - 70.66)
-    assert row.cells["Student"].mean == pytest.approx(69.0) and row.cells["Student"].std == 0.0
+    assert row.cells["Student"].mean == pytest.approx(69.0) and row.cells["Student"].std is None  # one run
     assert row.cells["Student"].diff == pytest.approx(69.0 - 69.06)
     assert row.cells["Teacher"].mean == pytest.approx(72.5) and row.cells["Teacher"].paper == pytest.approx(72.34)
     # vgg13 -> vgg8 has no KD run: the paper's value alone
@@ -77,16 +88,28 @@ def test_markdown_csv_json(runs):
     tables = build_tables(load_results([str(runs)]))
     markdown = render(tables, "markdown")
     assert "| resnet56 → resnet20 |" in markdown
-    assert "72.00 ± 1.00 (n=3) / paper 71.97 (+0.03)" in markdown
-    assert "70.50 ± 0.71 (n=2) / paper 70.66 (-0.16)" in markdown
-    assert "60.00 ± 0.00 (n=1)" in markdown  # the synthetic table, no paper values
-    rows = list(csv.DictReader(io.StringIO(render(tables, "csv").split("\n\n")[0])))
+    # DKD (72.0, SE 0.58) and KD (70.5, SE 0.5) differ by 1.5 > 2 x 0.58: ordered
+    assert "72.00 ± 1.00 (n=3), rank 1 / paper 71.97 (+0.03)" in markdown
+    assert "70.50 ± 0.71 (n=2), rank 2 / paper 70.66 (-0.16)" in markdown
+    assert "| 69.00 (n=1) / paper 69.06 (-0.06) |" in markdown  # one run: no std, no rank
+    assert "60.00 (n=1)" in markdown and "± 0.00" not in markdown
+    assert "a range such as 1–3 is a tie" in markdown  # the legend under a table with ranks
+    rows = list(csv.DictReader(io.StringIO(render(tables, "csv"))))
     first = next(r for r in rows if r["pair"] == "res56_res20")
     assert float(first["DKD_mean"]) == pytest.approx(72.0) and float(first["DKD_std"]) == pytest.approx(1.0)
     assert first["DKD_n"] == "3" and float(first["DKD_diff"]) == pytest.approx(0.03)
+    assert (first["DKD_rank"], first["KD_rank"], first["Student_rank"]) == ("1", "2", "")
+    assert first["Student_n"] == "1" and first["Student_std"] == ""  # one run: the std is empty, not 0
+    synthetic = next(r for r in rows if r["dataset"] == "synthetic")
+    assert synthetic["KD_std"] == "" and synthetic["KD_n"] == "1"
     data = json.loads(render(tables, "json"))
     cifar = next(t for t in data if t["dataset"] == "cifar100")
-    assert cifar["rows"][0]["cells"]["DKD"]["values"] == [71.0, 72.0, 73.0]
+    cells = cifar["rows"][0]["cells"]
+    assert cells["DKD"]["values"] == [71.0, 72.0, 73.0]
+    assert cells["DKD"]["se"] == pytest.approx(1 / math.sqrt(3)) and cells["DKD"]["rank"] == [1, 1]
+    assert cells["Student"]["std"] is None and cells["Student"]["se"] is None and cells["Student"]["rank"] is None
+    demo = next(t for t in data if t["dataset"] == "synthetic")
+    assert demo["rows"][0]["cells"]["KD"]["std"] is None
 
 
 def test_top5_reads_the_top5_values(runs):
@@ -147,4 +170,53 @@ def test_result_table_markdown_layout(runs):
         "**synthetic: top-1 accuracy (%), best epoch, mean ± std over seeds**\n\n"
         "| Teacher → Student | Teacher | Student | KD |\n"
         "|---|---|---|---|\n"
-        "| resnet20 → resnet8 |  |  | 60.00 ± 0.00 (n=1) |")
+        "| resnet20 → resnet8 |  |  | 60.00 (n=1) |")  # one run: no std, no rank, so no legend
+
+
+# ------------------------------------------------------------------------------------------ ranks and ties
+def _cell(*values: float) -> Cell:
+    return Cell(list(values))
+
+
+def test_two_means_are_ordered_only_beyond_twice_the_larger_standard_error():
+    a = _cell(90.0, 92.0, 94.0)  # mean 92, std 2, SE 2/√3 = 1.155
+    assert separated(a, _cell(89.5, 89.6, 89.7))  # 92 - 89.6 = 2.4 > 2 x 1.155
+    assert not separated(a, _cell(89.8, 89.9, 90.0))  # 2.1 < 2.31: a tie, whichever SE is the smaller
+    assert not separated(_cell(89.8, 89.9, 90.0), a)
+    assert not separated(a, _cell(50.0))  # one run: no SE, never ordered
+    assert separated(_cell(1.0, 1.0), _cell(0.5, 0.5))  # no spread at all: any difference orders
+
+
+def test_rank_ranges_show_ties_and_stay_honest_when_ties_do_not_chain():
+    # A (SE 0.58) is above C (SE 0.58) by 2 > 1.15; B (SE 2.9) ties with both: A 1-2, B 1-3, C 2-3
+    cells = {"A": _cell(9.0, 10.0, 11.0), "B": _cell(4.0, 9.0, 14.0), "C": _cell(7.0, 8.0, 9.0)}
+    assert rank_ranges(cells) == {"A": (1, 2), "B": (1, 3), "C": (2, 3)}
+    apart = {"A": _cell(9.0, 10.0, 11.0), "C": _cell(1.0, 2.0, 3.0), "one": _cell(50.0)}
+    assert rank_ranges(apart) == {"A": (1, 1), "C": (2, 2)}  # the single run is not ranked
+
+
+def test_the_teacher_column_is_not_ranked(tmp_path):
+    for seed in range(3):
+        write_run(tmp_path, f"teacher-s{seed}", "NONE", "resnet20", "resnet20", seed, 99.0 + seed / 10, 99.0,
+                  dataset="synthetic")
+        write_run(tmp_path, f"kd-s{seed}", "KD", "resnet20", "resnet8", seed, 90.0 + seed, 90.0, dataset="synthetic")
+        write_run(tmp_path, f"none-s{seed}", "NONE", "resnet8", "resnet8", seed, 80.0 + seed, 80.0, dataset="synthetic")
+    row = build_tables(load_results([str(tmp_path)]))[0].rows[0]
+    assert row.cells["Teacher"].rank is None and row.cells["Teacher"].n == 3
+    assert (row.cells["KD"].rank, row.cells["Student"].rank) == ((1, 1), (2, 2))
+
+
+def _table(cells: dict) -> Table:
+    return Table("synthetic", "best", 1, ["Teacher", *cells], [Row("resnet20", "resnet8", cells)])
+
+
+def test_story_conflicts_name_an_ordered_pair_that_the_other_table_reverses():
+    one = _table({"Student": _cell(80.0, 81.0, 82.0), "KD": _cell(95.0, 96.0, 97.0), "DKD": _cell(94.0, 97.0, 99.0)})
+    same = _table({"Student": _cell(85.0, 70.0, 88.0), "KD": _cell(97.0, 96.5, 96.0), "DKD": _cell(94.0, 96.0, 98.0)})
+    assert story_conflicts(one, same) == []  # KD vs DKD tie in `one`, so their order may change
+    reversed_ = _table({"Student": _cell(97.0, 98.0, 99.0), "KD": _cell(95.0, 96.0, 97.0),
+                        "DKD": _cell(95.0, 96.0, 97.0)})
+    conflicts = story_conflicts(one, reversed_, ("1 thread", "2 threads"))
+    assert conflicts == [
+        "resnet20_resnet8: 1 thread orders Student 81.00 vs KD 96.00, 2 threads has Student 98.00 vs KD 96.00",
+        "resnet20_resnet8: 1 thread orders Student 81.00 vs DKD 96.67, 2 threads has Student 98.00 vs DKD 96.00"]

@@ -25,6 +25,7 @@ from typing import List, Optional
 from ..download import ensure_cifar_teachers
 from ..errors import ConfigError, OneLineArgumentParser, one_line, run_main
 from ..plugins import add_plugins_argument, plugins_from_args, split_modules
+from ..suite.execute import jobs_and_threads
 from ..suite.executors import Executor, LocalExecutor, SlurmExecutor
 from ..suite.plan import plan_suite
 from ..suite.report import suite_report
@@ -40,8 +41,11 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     _add_selection_arguments(parser)
     parser.add_argument("--dry-run", action="store_true",
                         help="print one training command (--slurm: one job script) per run and exit")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="runs at a time (default 1); one GPU each when there are GPUs")
+    parser.add_argument("--jobs", type=int, default=None, help="runs at a time (default: the suite's, 1 for most, "
+                        "2 for the demo; fewer when --threads x jobs would exceed the cores); one GPU each when there "
+                        "are GPUs")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads of each run (default: "
+                        "OMP_NUM_THREADS when set, else the cores / jobs)")
     parser.add_argument("--gpus", default=None, help="GPU ids to use, e.g. 0,1,2,3 (default: all visible)")
     parser.add_argument("--launcher", default=None, help="what runs `-m mdistiller_ddkd.cli.train` "
                         "(default: this python), e.g. 'torchrun --nproc_per_node 8'")
@@ -162,6 +166,9 @@ def _plan_from_args(args):
     spec = _spec_from_args(args)
     if len(args.opts) % 2:
         raise ConfigError(f"config overrides must be KEY VALUE pairs, got {args.opts}")
+    for option in ("jobs", "threads"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
+            raise ConfigError(f"--{option} must be at least 1, got {getattr(args, option)}")
 
     return plan_suite(spec, args.opts, args.output, plugins=split_modules(args.plugins))
 
@@ -188,7 +195,8 @@ def _executor(args: argparse.Namespace, spec: SuiteSpec) -> Executor:
         return SlurmExecutor(options)
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
     launcher = shlex.split(args.launcher) if args.launcher else None
-    return LocalExecutor(jobs=args.jobs, gpus=gpus, launcher=launcher, epoch_progress=not args.quiet)
+    jobs, threads = jobs_and_threads(spec.jobs, args.jobs, args.threads, gpus)
+    return LocalExecutor(jobs=jobs, gpus=gpus, launcher=launcher, epoch_progress=not args.quiet, threads=threads)
 
 
 def run_suite(args: argparse.Namespace) -> int:
@@ -218,6 +226,8 @@ def run_suite(args: argparse.Namespace) -> int:
         print(f"follow with `ddkd-suite status {args.suite}{where}`; when the runs are done, "
               f"`ddkd-suite report {args.suite}{where}` prints the table", flush=True)
         return 0
+    print(f"{executor.jobs} run(s) at a time"
+          f"{f', {executor.threads} CPU thread(s) each' if executor.threads else ''}", flush=True)
     try:
         ok = executor.execute(plan)
     except KeyboardInterrupt:

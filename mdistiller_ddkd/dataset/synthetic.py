@@ -8,6 +8,9 @@ relation of two patches 10-14 pixels apart, not only which textures are present.
 field and depth: a resnet20 learns it almost perfectly in a few epochs, a resnet8 (receptive field about
 25 pixels) clearly less well. Nuisances: patch positions, contrast, per-channel colour gain, brightness,
 pixel noise and the distractor (a third texture, which also makes the teacher's soft labels informative).
+``DATASET.SYNTHETIC.NOISE`` / ``DISTRACTOR_GAIN`` / ``NUM_TEXTURES`` make it cleaner: with more textures than
+the classes need, which two are present already narrows the class down, so training starts at once instead of
+sitting at chance for some seeds (the offline demo uses this; the defaults keep the original data).
 
 Train transform: CIFAR's RandomCrop(32, padding=4) + horizontal flip + normalisation with the data's own
 mean/std (flips keep the vertical relation, so labels stay valid); the padding is the grey background,
@@ -31,9 +34,9 @@ from .registry import CropFlip, DatasetSplits, register_dataset
 IMAGE_SIZE = 32
 PATCH = 10  #: side of a texture patch
 GAP = (10, 14)  #: vertical distance between the two patches (pixels)
-NOISE = 0.35  #: pixel noise (in units of a patch's peak amplitude)
+NOISE = 0.35  #: default pixel noise (in units of a patch's peak amplitude)
 BACKGROUND = 128  #: grey background; RandomCrop pads with it too (black padding stalls training here)
-DISTRACTOR_GAIN = (0.3, 0.6)
+DISTRACTOR_GAIN = (0.3, 0.6)  #: default amplitude range of the distractor patch
 PATCH_GAIN = (0.8, 1.2)
 
 
@@ -72,7 +75,8 @@ def _paste(canvas: np.ndarray, patches: np.ndarray, ys: np.ndarray, xs: np.ndarr
            rows[:, None, :, None], cols[:, None, None, :]] += gain[:, None, None, None] * patches
 
 
-def _render(rng: np.random.Generator, textures: np.ndarray, pairs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def _render(rng: np.random.Generator, textures: np.ndarray, pairs: np.ndarray, labels: np.ndarray,
+            noise: float = NOISE, distractor_gain: Tuple[float, float] = DISTRACTOR_GAIN) -> np.ndarray:
     """uint8 images (N, 32, 32, 3) for the given labels."""
     n, k, s, p = len(labels), len(textures), IMAGE_SIZE, PATCH
     top, bottom = pairs[labels, 0], pairs[labels, 1]
@@ -89,32 +93,51 @@ def _render(rng: np.random.Generator, textures: np.ndarray, pairs: np.ndarray, l
     _paste(canvas, textures[top], y_top, x_top, rng.uniform(*PATCH_GAIN, n).astype(np.float32))
     _paste(canvas, textures[bottom], y_top + gap, x_bottom, rng.uniform(*PATCH_GAIN, n).astype(np.float32))
     _paste(canvas, textures[distractor], rng.integers(0, s - p + 1, n), rng.integers(0, s - p + 1, n),
-           rng.uniform(*DISTRACTOR_GAIN, n).astype(np.float32))
+           rng.uniform(*distractor_gain, n).astype(np.float32))
     canvas *= rng.uniform(0.8, 1.2, (n, 3, 1, 1)).astype(np.float32)  # colour gain
-    canvas += rng.normal(0.0, NOISE, canvas.shape).astype(np.float32)
+    canvas += rng.normal(0.0, noise, canvas.shape).astype(np.float32)
     canvas += rng.normal(0.0, 0.2, (n, 3, 1, 1)).astype(np.float32)  # brightness / colour cast
     return np.clip(BACKGROUND + 60.0 * canvas, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1).copy()
 
 
+def fewest_textures(num_classes: int) -> int:
+    """The fewest textures (at least 3) whose ordered pairs give ``num_classes`` classes."""
+    num_textures = 3
+    while num_textures * (num_textures - 1) < num_classes:
+        num_textures += 1
+    return num_textures
+
+
 def generate_synthetic(
-    num_classes: int = 10, train_per_class: int = 200, test_per_class: int = 50, seed: int = 0
+    num_classes: int = 10, train_per_class: int = 200, test_per_class: int = 50, seed: int = 0,
+    noise: float = NOISE, distractor_gain: Tuple[float, float] = DISTRACTOR_GAIN, num_textures: int = 0,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(train_images, train_labels, test_images, test_labels)``; images uint8 (N, 32, 32, 3), labels
-    int64. Fully determined by the arguments; classes are balanced and the samples shuffled."""
+    int64. Fully determined by the arguments; classes are balanced and the samples shuffled.
+    ``num_textures`` 0 means :func:`fewest_textures`; more make the textures present more telling."""
     if num_classes < 2:
         raise ConfigError(f"DATASET.SYNTHETIC.NUM_CLASSES must be at least 2, got {num_classes}")
     if train_per_class < 1 or test_per_class < 1:
         raise ConfigError("DATASET.SYNTHETIC.TRAIN_PER_CLASS and TEST_PER_CLASS must be positive")
+    if noise < 0:
+        raise ConfigError(f"DATASET.SYNTHETIC.NOISE must be non-negative, got {noise}")
+    low, high = (float(g) for g in distractor_gain)
+    if not 0 <= low <= high:
+        raise ConfigError(f"DATASET.SYNTHETIC.DISTRACTOR_GAIN must be [low, high] with 0 <= low <= high, "
+                         f"got {list(distractor_gain)}")
+    fewest = fewest_textures(num_classes)
+    if num_textures == 0:
+        num_textures = fewest
+    elif num_textures < fewest:
+        raise ConfigError(f"DATASET.SYNTHETIC.NUM_TEXTURES {num_textures} gives fewer than {num_classes} ordered "
+                         f"pairs: use 0 or at least {fewest}")
     rng = np.random.default_rng(seed)
-    num_textures = 3
-    while num_textures * (num_textures - 1) < num_classes:
-        num_textures += 1
     textures = _textures(rng, num_textures)
     pairs = _class_pairs(rng, num_textures, num_classes)
 
     def split(per_class: int):
         labels = np.repeat(np.arange(num_classes, dtype=np.int64), per_class)
-        images = _render(rng, textures, pairs, labels)
+        images = _render(rng, textures, pairs, labels, noise, (low, high))
         order = rng.permutation(len(labels))
         return images[order], labels[order]
 
@@ -144,15 +167,20 @@ def _synthetic_config() -> CN:
     node.TRAIN_PER_CLASS = 200
     node.TEST_PER_CLASS = 50
     node.SEED = 0
+    node.NOISE = NOISE
+    node.DISTRACTOR_GAIN = list(DISTRACTOR_GAIN)
+    node.NUM_TEXTURES = 0  # 0: the fewest that give NUM_CLASSES ordered pairs
     return node
 
 
 @register_dataset("synthetic", model_zoo="cifar", input_size=(IMAGE_SIZE, IMAGE_SIZE), config=_synthetic_config())
 def build_synthetic(cfg) -> DatasetSplits:
-    """The synthetic splits for ``cfg.DATASET.SYNTHETIC`` (NUM_CLASSES, TRAIN_PER_CLASS, TEST_PER_CLASS, SEED)."""
+    """The synthetic splits for ``cfg.DATASET.SYNTHETIC`` (NUM_CLASSES, TRAIN_PER_CLASS, TEST_PER_CLASS, SEED,
+    NOISE, DISTRACTOR_GAIN, NUM_TEXTURES)."""
     node = cfg.DATASET.SYNTHETIC
     train_x, train_y, test_x, test_y = generate_synthetic(
-        node.NUM_CLASSES, node.TRAIN_PER_CLASS, node.TEST_PER_CLASS, node.SEED
+        node.NUM_CLASSES, node.TRAIN_PER_CLASS, node.TEST_PER_CLASS, node.SEED,
+        noise=float(node.NOISE), distractor_gain=tuple(node.DISTRACTOR_GAIN), num_textures=int(node.NUM_TEXTURES),
     )
     mean, std = channel_mean_std(train_x)
     train = UInt8ImageDataset(train_x, train_y, synthetic_train_transform(mean, std))

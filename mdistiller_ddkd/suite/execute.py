@@ -1,15 +1,18 @@
-"""Run a plan: ``jobs`` training processes at a time (one GPU each when there are GPUs), teachers before
-the runs that need them, finished runs skipped and interrupted ones resumed; a progress line per run."""
+"""Run a plan: ``jobs`` training processes at a time (one GPU each when there are GPUs, else a share of the
+CPU cores each), teachers before the runs that need them, finished runs skipped and interrupted ones
+resumed; a progress line per run, and ``suite.json`` (:func:`write_manifest`): how long it took, on what."""
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, TextIO
+from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 
 import torch
 
@@ -22,12 +25,21 @@ from .records import SuiteRecords
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+#: the file :func:`write_manifest` writes into ``<output>/<suite>/``
+MANIFEST = "suite.json"
+
+
 @dataclass
 class Outcome:
-    """What happened to each run: ``skipped``, ``done``, ``failed`` or ``blocked`` (a prerequisite failed)."""
+    """What happened to each run: ``skipped``, ``done``, ``failed`` or ``blocked`` (a prerequisite failed);
+    for the runs started here, their threads, GPU and seconds (``runs``); the wall time, the CPU time of the
+    training processes (user + system, where the OS reports it) and the load average before and after."""
 
     states: Dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    runs: Dict[str, Dict] = field(default_factory=dict)
+    cpu_seconds: Optional[float] = None
+    load_average: Dict[str, Optional[List[float]]] = field(default_factory=dict)
 
     def count(self, state: str) -> int:
         return sum(1 for s in self.states.values() if s == state)
@@ -48,15 +60,48 @@ def detect_gpus() -> List[str]:
         return []
 
 
-def child_env(gpu: Optional[str], jobs: int) -> Dict[str, str]:
-    """The environment of a training process: the package importable, its GPU, a fair share of CPU threads."""
+def available_cores() -> int:
+    """CPU cores this process may use (its affinity where the OS tells, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def env_threads() -> Optional[int]:
+    """``OMP_NUM_THREADS`` when set to a positive integer, else None."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def threads_per_run(jobs: int, threads: Optional[int] = None) -> int:
+    """Intra-op threads of each CPU training process: ``threads`` when given, else ``OMP_NUM_THREADS`` when
+    set, else the available cores shared by the ``jobs`` runs at a time (at least 1)."""
+    return threads or env_threads() or max(1, available_cores() // max(1, jobs))
+
+
+def jobs_and_threads(suite_jobs: int, jobs: Optional[int], threads: Optional[int],
+                     gpus: Optional[Sequence[str]] = None) -> Tuple[int, Optional[int]]:
+    """``(runs at a time, CPU threads per run or None on GPUs)``. Without ``jobs`` the suite's own number,
+    lowered so that jobs x threads fit the cores when the threads are given (``--threads`` or
+    ``OMP_NUM_THREADS``): ``OMP_NUM_THREADS=2 ddkd-suite demo`` runs one 2-thread run at a time on 2 cores."""
+    on_gpus = bool(gpus if gpus is not None else detect_gpus())
+    given = threads or env_threads()
+    if jobs is None:
+        jobs = suite_jobs if on_gpus or given is None else max(1, min(suite_jobs, available_cores() // given))
+    return jobs, None if on_gpus else threads_per_run(jobs, threads)
+
+
+def child_env(gpu: Optional[str], threads: Optional[int]) -> Dict[str, str]:
+    """The environment of a training process: the package importable, its GPU, and on the CPU its number of
+    threads (``OMP_NUM_THREADS``; None leaves the inherited environment as it is)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = _PACKAGE_PARENT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["PYTHONUNBUFFERED"] = "1"
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
-    elif jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    elif threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     return env
 
 
@@ -67,6 +112,7 @@ class _Active:
     log: TextIO
     gpu: Optional[str]
     started: float
+    threads: Optional[int] = None
     last_epoch: int = 0
 
 
@@ -83,9 +129,10 @@ class _Execution:
     start, watch what runs, stop everything on Ctrl-C."""
 
     def __init__(self, plan: Plan, jobs: int, gpus: Optional[Sequence[str]], launcher: Optional[Sequence[str]],
-                 stream: TextIO, epoch_progress: bool) -> None:
+                 stream: TextIO, epoch_progress: bool, threads: Optional[int] = None) -> None:
         self.jobs = max(1, int(jobs))
         self.gpu_pool = list(gpus) if gpus is not None else detect_gpus()
+        self.threads = threads_per_run(self.jobs, threads)
         self.launcher, self.epoch_progress = launcher, epoch_progress
         self.progress = Progress(len(plan.runs), stream)
         self.outcome = Outcome()
@@ -129,7 +176,7 @@ class _Execution:
             gpu = self._free_gpu()
             self.pending.remove(run)
             self.records.note(run.name, event="start", job_id=None, epoch=current_epoch(run.output_dir))
-            self.active.append(_start(run, gpu, self.jobs, self.launcher))
+            self.active.append(_start(run, gpu, None if gpu is not None else self.threads, self.launcher))
             resumed = read_results(run.output_dir) if "--resume" in self.active[-1].process.args else None
             self.progress.started(self.index[run.name], run, gpu, resumed)
 
@@ -147,6 +194,7 @@ class _Execution:
             item.log.close()
             self.active.remove(item)
             elapsed = time.time() - item.started
+            self.outcome.runs[item.run.name] = {"threads": item.threads, "gpu": item.gpu, "seconds": round(elapsed, 1)}
             results = read_results(item.run.output_dir)
             self.records.note(item.run.name, event="end", job_id=None, code=code,
                               epoch=current_epoch(item.run.output_dir), requeue=False)
@@ -174,17 +222,36 @@ class _Execution:
         self.progress.interrupted([a.run for a in self.active])
 
 
+def _load_average() -> Optional[List[float]]:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):  # not on this OS
+        return None
+
+
+def _children_cpu_seconds() -> Optional[float]:
+    try:
+        import resource
+    except ImportError:  # not on this OS
+        return None
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def execute_plan(plan: Plan, jobs: int = 1, gpus: Optional[Sequence[str]] = None,
                  launcher: Optional[Sequence[str]] = None, stream: TextIO = sys.stdout,
-                 epoch_progress: bool = True, poll_seconds: float = 0.5) -> Outcome:
+                 epoch_progress: bool = True, poll_seconds: float = 0.5, threads: Optional[int] = None) -> Outcome:
     """Run every unfinished run of ``plan``; returns what happened to each.
 
     A run waits for the runs in its ``after`` list; when one of them fails it is ``blocked``. Each
-    process writes to ``<run folder>/suite.log``. Ctrl-C stops the running processes (they resume later
-    from their ``latest`` checkpoint) and re-raises ``KeyboardInterrupt``.
+    process writes to ``<run folder>/suite.log``. On the CPU each process gets :func:`threads_per_run`
+    threads. Ctrl-C stops the running processes (they resume later from their ``latest`` checkpoint) and
+    re-raises ``KeyboardInterrupt``.
     """
-    execution = _Execution(plan, jobs, gpus, launcher, stream, epoch_progress)
+    execution = _Execution(plan, jobs, gpus, launcher, stream, epoch_progress, threads)
     started_at = time.time()
+    cpu_before = _children_cpu_seconds()
+    execution.outcome.load_average["start"] = _load_average()
     execution.skip_finished()
     try:
         while execution.pending or execution.active:
@@ -197,17 +264,63 @@ def execute_plan(plan: Plan, jobs: int = 1, gpus: Optional[Sequence[str]] = None
         raise
     outcome = execution.outcome
     outcome.seconds = time.time() - started_at
+    cpu_after = _children_cpu_seconds()
+    outcome.cpu_seconds = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    outcome.load_average["end"] = _load_average()
     execution.progress.summary(outcome.states, outcome.seconds)
     return outcome
 
 
-def _start(run: Run, gpu: Optional[str], jobs: int, launcher: Optional[Sequence[str]]) -> _Active:
+def machine_info() -> Dict[str, object]:
+    """What the runs ran on: CPU model, available cores, OS, Python and PyTorch versions, GPUs."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    info: Dict[str, object] = {"cpu": cpu, "cores": available_cores(), "os": platform.platform(terse=True),
+                               "python": platform.python_version()}
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # no torch here, or a broken CUDA runtime: the manifest says less
+        pass
+    return info
+
+
+def write_manifest(plan: Plan, outcome: Outcome, jobs: int) -> str:
+    """Write ``<output>/<suite>/suite.json``: when the suite ran, for how long, on what machine, how many runs
+    at a time, and per run its state, threads, GPU and seconds. Returns its path."""
+    root = os.path.dirname(plan.runs[0].output_dir) if plan.runs else "."
+    manifest = {
+        "suite": plan.suite.name,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds": round(outcome.seconds, 1),
+        "cpu_seconds": None if outcome.cpu_seconds is None else round(outcome.cpu_seconds, 1),
+        "load_average": outcome.load_average,
+        "jobs": jobs,
+        "machine": machine_info(),
+        "runs": {run.name: {"state": outcome.states.get(run.name), **outcome.runs.get(run.name, {})}
+                 for run in plan.runs},
+    }
+    os.makedirs(root, exist_ok=True)
+    path = os.path.join(root, MANIFEST)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1)
+    return path
+
+
+def _start(run: Run, gpu: Optional[str], threads: Optional[int], launcher: Optional[Sequence[str]]) -> _Active:
     command = run.command(launcher)
     with disk_errors(f"starting the log of {run.name}"):
         os.makedirs(run.output_dir, exist_ok=True)
         log = open(os.path.join(run.output_dir, "suite.log"), "a", encoding="utf-8")
         log.write(f"$ {' '.join(command)}\n")
         log.flush()
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=child_env(gpu, jobs),
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=child_env(gpu, threads),
                                stdin=subprocess.DEVNULL)
-    return _Active(run, process, log, gpu, time.time())
+    return _Active(run, process, log, gpu, time.time(), threads)

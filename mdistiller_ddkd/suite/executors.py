@@ -8,7 +8,7 @@ import sys
 from abc import ABC, abstractmethod
 from typing import List, Optional, Sequence, TextIO
 
-from .execute import execute_plan
+from .execute import execute_plan, write_manifest
 from .plan import Plan, shell_command
 from .slurm import SlurmOptions, submit_plan
 
@@ -29,8 +29,9 @@ class LocalExecutor(Executor):
     """Training processes on this machine, ``jobs`` at a time (one GPU each when there are GPUs)."""
 
     def __init__(self, jobs: int = 1, gpus: Optional[Sequence[str]] = None, launcher: Optional[List[str]] = None,
-                 epoch_progress: bool = True) -> None:
+                 epoch_progress: bool = True, threads: Optional[int] = None) -> None:
         self.jobs, self.gpus, self.launcher, self.epoch_progress = jobs, gpus, launcher, epoch_progress
+        self.threads = threads
 
     def dry_run(self, plan: Plan, stream: Optional[TextIO] = None) -> None:
         """One shell line per run (teachers first, in stages when the suite trains them), then the (method,
@@ -50,7 +51,8 @@ class LocalExecutor(Executor):
     def execute(self, plan: Plan, stream: Optional[TextIO] = None) -> bool:
         stream = stream or sys.stdout
         outcome = execute_plan(plan, jobs=self.jobs, gpus=self.gpus, launcher=self.launcher, stream=stream,
-                               epoch_progress=self.epoch_progress)
+                               epoch_progress=self.epoch_progress, threads=self.threads)
+        write_manifest(plan, outcome, self.jobs)
         return outcome.ok
 
 

@@ -2,9 +2,14 @@
 
 Rows are teacher/student pairs, columns Teacher, Student and the methods present. A run of method NONE
 trains one model alone: it fills the Student column of every row whose student it is and the Teacher
-column of every row whose teacher it is. Each cell is the mean ± sample standard deviation (n-1; 0 for
-a single run) over the seeds found, with their number, the paper's value (the shipped
+column of every row whose teacher it is. Each cell is the mean ± sample standard deviation (n-1) over the
+seeds found, with their number (one run: the value alone, no std), the paper's value (the shipped
 ``paper_tables.json``) and the difference mean - paper. Only finished runs count unless asked otherwise.
+
+Ranks: within a row, the student's columns (Student and the methods, not the Teacher) with at least two
+runs are ranked by mean, but two of them are ordered only when their means differ by more than twice the
+larger standard error (SE = std/√n, :func:`separated`); otherwise they tie, and a cell's rank is the range
+of places it could take (``rank 1–3``). :func:`story_conflicts` compares two tables by the same rule.
 """
 
 from __future__ import annotations
@@ -38,10 +43,18 @@ class RunResult:
     values: Dict[str, Optional[float]]  #: best_acc, best_acc_top5, last_acc, last_acc_top5
 
 
+#: columns that are not ranked: the teacher is the reference, not a way of training the student
+UNRANKED_COLUMNS = ("Teacher",)
+#: two means are ordered when they differ by more than this many times the larger standard error
+SEPARATION_SE = 2.0
+
+
 @dataclass
 class Cell:
     values: List[float]
     paper: Optional[float] = None
+    #: (best, worst) place among the row's ranked cells (:func:`rank_ranges`); None when not ranked
+    rank: Optional[Tuple[int, int]] = None
 
     @property
     def n(self) -> int:
@@ -53,21 +66,69 @@ class Cell:
 
     @property
     def std(self) -> Optional[float]:
-        """Sample standard deviation (n-1); 0 for one value."""
-        if not self.values:
+        """Sample standard deviation (n-1); None below two values (one run says nothing about the spread)."""
+        if len(self.values) < 2:
             return None
-        if len(self.values) == 1:
-            return 0.0
         m = self.mean
         return math.sqrt(sum((v - m) ** 2 for v in self.values) / (len(self.values) - 1))
+
+    @property
+    def se(self) -> Optional[float]:
+        """Standard error of the mean, std/√n; None below two values."""
+        std = self.std
+        return None if std is None else std / math.sqrt(self.n)
 
     @property
     def diff(self) -> Optional[float]:
         return None if self.mean is None or self.paper is None else self.mean - self.paper
 
     def as_dict(self) -> dict:
-        return {"mean": self.mean, "std": self.std, "n": self.n, "values": self.values, "paper": self.paper,
-                "diff": self.diff}
+        return {"mean": self.mean, "std": self.std, "se": self.se, "n": self.n, "values": self.values,
+                "paper": self.paper, "diff": self.diff, "rank": list(self.rank) if self.rank else None}
+
+
+def separated(a: Cell, b: Cell) -> bool:
+    """True when both cells have at least two runs and their means differ by more than
+    :data:`SEPARATION_SE` times the larger standard error: only then does the table order them."""
+    if a.se is None or b.se is None:
+        return False
+    return abs(a.mean - b.mean) > SEPARATION_SE * max(a.se, b.se)
+
+
+def rank_ranges(cells: Dict[str, Cell]) -> Dict[str, Tuple[int, int]]:
+    """``{column: (best, worst)}`` for the cells with at least two runs: best = 1 + the cells separated from
+    it and above it, worst = the number of ranked cells - the cells separated from it and below it."""
+    ranked = {c: cell for c, cell in cells.items() if cell.se is not None}
+    out = {}
+    for column, cell in ranked.items():
+        others = [o for c, o in ranked.items() if c != column and separated(cell, o)]
+        above = sum(1 for o in others if o.mean > cell.mean)
+        below = sum(1 for o in others if o.mean < cell.mean)
+        out[column] = (1 + above, len(ranked) - below)
+    return out
+
+
+def story_conflicts(a: "Table", b: "Table", names: Tuple[str, str] = ("first", "second")) -> List[str]:
+    """Where two tables of the same runs (e.g. on two machines) tell different stories: a pair of ranked
+    cells that one table orders (:func:`separated`) and the other's means put the other way round, one
+    line each; empty when every ordered pair keeps its order (ties may differ)."""
+    conflicts = []
+    rows_b = {row.pair: row for row in b.rows}
+    for row_a in a.rows:
+        row_b = rows_b.get(row_a.pair)
+        if row_b is None:
+            continue
+        columns = [c for c in a.columns if c not in UNRANKED_COLUMNS and c in row_a.cells and c in row_b.cells]
+        for i, x in enumerate(columns):
+            for y in columns[i + 1:]:
+                pairs = ((row_a.cells[x], row_a.cells[y], row_b.cells[x], row_b.cells[y], names),
+                         (row_b.cells[x], row_b.cells[y], row_a.cells[x], row_a.cells[y], names[::-1]))
+                for sx, sy, ox, oy, (this, other) in pairs:
+                    if separated(sx, sy) and ox.n and oy.n and (sx.mean - sy.mean) * (ox.mean - oy.mean) < 0:
+                        conflicts.append(f"{row_a.pair}: {this} orders {x} {_fmt(sx.mean)} vs {y} {_fmt(sy.mean)}, "
+                                         f"{other} has {x} {_fmt(ox.mean)} vs {y} {_fmt(oy.mean)}")
+                        break
+    return conflicts
 
 
 @dataclass
@@ -178,6 +239,9 @@ def build_tables(results: Sequence[RunResult], metric: str = "best", topk: int =
                 paper = paper_value(ds, teacher, student, column, topk) if with_paper else None
                 if column in buckets or paper is not None:
                     row.cells[column] = Cell(buckets.get(column, []), paper)
+            ranks = rank_ranges({c: cell for c, cell in row.cells.items() if c not in UNRANKED_COLUMNS})
+            for column, rank in ranks.items():
+                row.cells[column].rank = rank
             rows.append(row)
         tables.append(Table(ds, metric, topk, ["Teacher", "Student", *columns], rows))
     return tables
@@ -202,11 +266,27 @@ def _fmt(value: Optional[float], signed: bool = False) -> str:
     return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
+def rank_text(rank: Optional[Tuple[int, int]]) -> str:
+    """``rank 2``, ``rank 1–3 (tie)``; empty when not ranked."""
+    if rank is None:
+        return ""
+    best, worst = rank
+    return f"rank {best}" if best == worst else f"rank {best}–{worst} (tie)"
+
+
 def cell_text(cell: Optional[Cell], with_paper: bool = True) -> str:
-    """``76.12 ± 0.21 (n=3) / paper 76.38 (-0.26)``; ``–`` without runs."""
+    """``76.12 ± 0.21 (n=3), rank 1–2 (tie) / paper 76.38 (-0.26)``; one run: ``76.12 (n=1)``; ``–`` without
+    runs."""
     if cell is None:
         return ""
-    text = f"{cell.mean:.2f} ± {cell.std:.2f} (n={cell.n})" if cell.n else "–"
+    if not cell.n:
+        text = "–"
+    elif cell.std is None:
+        text = f"{cell.mean:.2f} (n={cell.n})"
+    else:
+        text = f"{cell.mean:.2f} ± {cell.std:.2f} (n={cell.n})"
+    if cell.rank is not None:
+        text += f", {rank_text(cell.rank)}"
     if with_paper and cell.paper is not None:
         text += f" / paper {cell.paper:.2f}"
         if cell.n:
@@ -218,29 +298,43 @@ def _title(table: Table) -> str:
     return f"{table.dataset}: top-{table.topk} accuracy (%), {table.metric} epoch, mean ± std over seeds"
 
 
+#: printed under a table with ranks
+RANK_LEGEND = (f"rank: place by mean among the row's Student and method columns (the Teacher is not ranked); "
+               f"a range such as 1–3 is a tie: two means are ordered only when they differ by more than "
+               f"{SEPARATION_SE:g} × the larger standard error (std/√n). A cell with one run has no std and no "
+               f"rank.")
+
+
 def to_markdown(table: Table, with_paper: bool = True) -> str:
-    """The table under its bold title: one row per pair, one column per Teacher/Student/method."""
+    """The table under its bold title: one row per pair, one column per Teacher/Student/method; the legend of
+    the ranks under it when a cell is ranked."""
     rows = [[f"{row.teacher} → {row.student}" if row.teacher else row.student,
              *(cell_text(row.cells.get(c), with_paper) for c in table.columns)] for row in table.rows]
-    return f"**{_title(table)}**\n\n" + markdown_table(["Teacher → Student", *table.columns], rows)
+    text = f"**{_title(table)}**\n\n" + markdown_table(["Teacher → Student", *table.columns], rows)
+    if any(cell.rank is not None for row in table.rows for cell in row.cells.values()):
+        text += f"\n\n{RANK_LEGEND}"
+    return text
 
 
 def to_csv(table: Table) -> str:
-    """Wide CSV: one line per pair; per column ``<col>_mean, _std, _n, _paper, _diff``."""
+    """Wide CSV: one line per pair; per column ``<col>_mean, _std, _n, _paper, _diff, _rank`` (std empty for
+    one run; rank ``2`` or ``1-3``, empty when not ranked)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     header = ["dataset", "metric", "topk", "pair", "teacher", "student"]
     for column in table.columns:
-        header += [f"{column}_{s}" for s in ("mean", "std", "n", "paper", "diff")]
+        header += [f"{column}_{s}" for s in ("mean", "std", "n", "paper", "diff", "rank")]
     writer.writerow(header)
     for row in table.rows:
         line = [table.dataset, table.metric, table.topk, row.pair, row.teacher, row.student]
         for column in table.columns:
             cell = row.cells.get(column)
             if cell is None:
-                line += ["", "", 0, "", ""]
+                line += ["", "", 0, "", "", ""]
             else:
-                line += [_csv_num(cell.mean), _csv_num(cell.std), cell.n, _csv_num(cell.paper), _csv_num(cell.diff)]
+                rank = "" if cell.rank is None else "-".join(str(r) for r in sorted(set(cell.rank)))
+                line += [_csv_num(cell.mean), _csv_num(cell.std), cell.n, _csv_num(cell.paper), _csv_num(cell.diff),
+                         rank]
         writer.writerow(line)
     return out.getvalue()
 

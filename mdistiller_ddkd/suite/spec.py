@@ -18,6 +18,7 @@ synthetic demo). A YAML file describes a custom suite with the same fields::
     output: output/suites          # LOG.PREFIX of the runs
     skip_missing: false            # true: runs without a config file are listed as not runnable, the rest run
     slurm: {partition: gpu, time: "24:00:00", mem: 16G, cpus: 4}   # job resources for --slurm (docs/cluster.md)
+    jobs: 1                        # runs at a time unless --jobs says otherwise
 
 Templates may use ``{method}`` (lower case), ``{METHOD}``, ``{pair}``, ``{teacher}``, ``{student}``
 and, for the vanilla/teacher templates, ``{model}``.
@@ -71,6 +72,8 @@ class SuiteSpec:
     plots: bool = False
     #: resources of its Slurm jobs (``suite.slurm.SlurmOptions`` fields), from the suite file's ``slurm:`` node
     slurm: Dict[str, object] = field(default_factory=dict)
+    #: runs at a time when ``--jobs`` is not given (on the CPU each run gets the cores / jobs threads)
+    jobs: int = 1
 
 
 def _pair_from_name(name: str) -> Pair:
@@ -130,11 +133,13 @@ def _paper_suite(table: str) -> SuiteSpec:
 
 
 def demo_suite() -> SuiteSpec:
-    """The offline demo: train resnet20 on the synthetic data, then resnet8 alone and with KD, DKD, DDKD."""
+    """The offline demo: train resnet20 once on the synthetic data, then resnet8 alone and with KD, DKD, DDKD
+    from that teacher, 3 seeds each (the seeds vary the students), two runs at a time. The methods are listed
+    slowest first, so the two runs at a time end together (the table orders its columns itself)."""
     return SuiteSpec(
-        "demo", "synthetic", ["NONE", "KD", "DKD", "DDKD"], [Pair("res20_res8", "resnet20", "resnet8")],
-        seeds=[0], config="configs/demo/{method}.yaml", vanilla_config="configs/demo/none.yaml",
-        teacher_config="configs/demo/teacher.yaml", plots=True,
+        "demo", "synthetic", ["NONE", "DDKD", "DKD", "KD"], [Pair("res20_res8", "resnet20", "resnet8")],
+        seeds=[0, 1, 2], config="configs/demo/{method}.yaml", vanilla_config="configs/demo/none.yaml",
+        teacher_config="configs/demo/teacher.yaml", plots=True, jobs=2,
     )
 
 
@@ -175,7 +180,7 @@ def named_suite(name: str) -> SuiteSpec:
 def suite_from_dict(data: dict, default_name: str = "suite") -> SuiteSpec:
     """A custom suite from the YAML fields documented in this module."""
     known = {"name", "dataset", "methods", "pairs", "seeds", "config", "vanilla_config", "teacher_config",
-             "overrides", "method_overrides", "output", "base", "skip_missing", "slurm"}
+             "overrides", "method_overrides", "output", "base", "skip_missing", "slurm", "jobs"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"unknown suite field(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}")
@@ -202,6 +207,7 @@ def suite_from_dict(data: dict, default_name: str = "suite") -> SuiteSpec:
         paper_table=base.paper_table if base else None,
         skip_missing=bool(data.get("skip_missing", base.skip_missing if base else False)),
         slurm=dict(data.get("slurm") or (base.slurm if base else {})),
+        jobs=int(data.get("jobs", base.jobs if base else 1)),
     )
 
 

@@ -1,0 +1,134 @@
+"""The docs' generated numbers: every ``<!-- generated: NAME -->`` block of README.md and docs/*.md equals
+what mdistiller_ddkd.docgen makes from the committed results in docs/results/; those results are complete
+runs of the demo as configured now; the 1-thread and 2-thread runs tell the same story (the tables' rule:
+pairs ordered by more than twice the larger SE keep their order); and the block machinery itself."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from mdistiller_ddkd import docgen
+from mdistiller_ddkd.cli import make_docs
+from mdistiller_ddkd.errors import PluginError, UnknownNameError
+from mdistiller_ddkd.suite.plan import plan_suite
+from mdistiller_ddkd.suite.report import UNRANKED_COLUMNS, separated, story_conflicts
+from mdistiller_ddkd.suite.spec import load_suite
+from tests.helpers import DEMO_STUDENT_LATE_CHANGE, DEMO_TEACHER_LATE_CHANGE, REPO_ROOT
+
+RESULTS = os.path.join(REPO_ROOT, docgen.RESULTS_DIR)
+
+
+def test_the_committed_docs_are_what_the_generator_makes_of_the_committed_results():
+    stale = docgen.update_docs(REPO_ROOT, check=True)
+    assert not stale, f"stale generated blocks (run python tools/make_docs.py): {stale}"
+    used = set()
+    for page in docgen.doc_files(REPO_ROOT):
+        with open(os.path.join(REPO_ROOT, page), encoding="utf-8") as f:
+            used |= {name for name, _ in docgen._BLOCK.findall(f.read())}
+    assert {"demo-table-1thread", "demo-table-2threads", "demo-story", "demo-timing"} <= used
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return docgen.demo_results(RESULTS)
+
+
+def test_the_demo_results_are_complete_runs_of_the_demo_as_configured_now(demo):
+    """Each file holds every run of the demo suite, all run by that suite invocation (none skipped, so its
+    wall time is the whole demo's), with the config the shipped configs/demo/*.yaml give now."""
+    from mdistiller_ddkd.engine.cfg import load_config
+
+    plan = plan_suite(load_suite("demo"))
+    expected = {run.name: docgen.non_default_config(load_config(run.config, run.overrides)) for run in plan.runs}
+    threads = {"1 thread": 1, "2 threads": 2}
+    for label, data in demo.items():
+        runs = {r["name"]: r for r in data["runs"]}
+        assert set(runs) == set(expected), label
+        for name, run in runs.items():
+            assert run["config"] == expected[name], f"{label} {name}: run with another config than the shipped one"
+            assert run["state"] == "done" and run["threads"] == threads[label], (label, name)
+            assert len(run["test_acc"]) == run["config"]["SOLVER.EPOCHS"]
+            assert run["best_acc"] == pytest.approx(max(run["test_acc"]), abs=0.01)
+        assert data["manifest"]["seconds"] >= max(r["seconds"] for r in runs.values())
+
+
+def test_one_and_two_threads_tell_the_same_story(demo):
+    (one, data_one), (two, data_two) = demo.items()
+    table_one, table_two = docgen.suite_table(data_one), docgen.suite_table(data_two)
+    assert story_conflicts(table_one, table_two, (one, two)) == []
+    row = table_one.rows[0]
+    ranked = [c for c in table_one.columns if c not in UNRANKED_COLUMNS]
+    assert all(row.cells[c].n == 3 and row.cells[c].rank is not None for c in ranked)  # 3 seeds per cell
+    assert row.cells["Teacher"].n == 1 and row.cells["Teacher"].std is None  # one teacher for every seed
+    # the rule is not vacuous here: the tables order some pair (the student alone vs distillation)
+    assert any(separated(row.cells[a], row.cells[b]) for a in ranked for b in ranked if a != b)
+
+
+def test_the_demo_runs_end_on_a_plateau(demo):
+    for label, data in demo.items():
+        for run in data["runs"]:
+            limit = DEMO_TEACHER_LATE_CHANGE if docgen.run_role(run) == "Teacher" else DEMO_STUDENT_LATE_CHANGE
+            change = docgen.late_change(run["test_acc"])
+            assert change <= limit, f"{label} {run['name']}: test accuracy moves {change:.1f} points late"
+
+
+# ------------------------------------------------------------------------------------- the machinery
+def test_blocks_are_rewritten_inline_and_on_their_own_lines(tmp_path):
+    calls = []
+
+    def answer(results_dir: str) -> str:
+        calls.append(results_dir)
+        return "42"
+
+    blocks = {"answer": answer, "table": lambda d: "| a |\n|---|\n| 1 |"}
+    text = ("Runs: <!-- generated: answer -->5<!-- end generated --> in all.\n"
+            "<!-- generated: table -->\nold\n<!-- end generated -->\n"
+            "Again <!-- generated: answer -->42<!-- end generated -->.\n")
+    new, changed = docgen.rewrite_text(text, "RESULTS", blocks)
+    assert new == ("Runs: <!-- generated: answer -->42<!-- end generated --> in all.\n"
+                   "<!-- generated: table -->\n| a |\n|---|\n| 1 |\n<!-- end generated -->\n"
+                   "Again <!-- generated: answer -->42<!-- end generated -->.\n")
+    assert changed == ["answer", "table"] and calls == ["RESULTS"]  # each block made once per page
+    assert docgen.rewrite_text(new, "RESULTS", blocks) == (new, [])
+    with pytest.raises(UnknownNameError, match="unknown generated block 'nope'"):
+        docgen.rewrite_text("<!-- generated: nope -->x<!-- end generated -->", "RESULTS", blocks)
+
+
+def test_check_lists_stale_blocks_and_the_rewrite_fixes_them(tmp_path, capsys, monkeypatch):
+    (tmp_path / "docs").mkdir()
+    page = tmp_path / "docs" / "page.md"
+    page.write_text("n = <!-- generated: test-count -->0<!-- end generated -->\n")
+    (tmp_path / "README.md").write_text("nothing generated\n")
+    results = tmp_path / docgen.RESULTS_DIR
+    results.mkdir(parents=True)
+    (results / "count.json").write_text(json.dumps({"count": 7}))
+
+    def count(results_dir: str) -> str:  # how a later issue adds a block: a function of the results folder
+        with open(os.path.join(results_dir, "count.json")) as f:
+            return str(json.load(f)["count"])
+
+    monkeypatch.setitem(docgen.BLOCKS, "test-count", count)
+    assert make_docs.main(["--check", "--root", str(tmp_path)]) == 1
+    assert "stale: docs/page.md: test-count" in capsys.readouterr().out
+    assert page.read_text().startswith("n = <!-- generated: test-count -->0")  # --check changes nothing
+    assert make_docs.main(["--root", str(tmp_path)]) == 0
+    assert page.read_text() == "n = <!-- generated: test-count -->7<!-- end generated -->\n"
+    assert make_docs.main(["--check", "--root", str(tmp_path)]) == 0
+    with pytest.raises(PluginError, match="registered twice"):
+        docgen.register_block("test-count")(count)
+
+
+def test_collect_needs_a_suite_folder(tmp_path, capsys):
+    assert make_docs.main(["collect", str(tmp_path), str(tmp_path / "out.json")]) == 2
+    assert "suite.json" in capsys.readouterr().err and not (tmp_path / "out.json").exists()
+
+
+def test_late_change_and_roles():
+    assert docgen.late_change([10.0, 50.0, 90.0, 91.0, 90.5]) == pytest.approx(1.0)
+    assert docgen.late_change([10.0, 90.0]) == pytest.approx(80.0)
+    assert docgen.run_role({"method": "NONE", "name": "teacher-resnet20-s0"}) == "Teacher"
+    assert docgen.run_role({"method": "NONE", "name": "none-resnet8-s1"}) == "Student"
+    assert docgen.run_role({"method": "DKD", "name": "dkd-res20_res8-s1"}) == "DKD"

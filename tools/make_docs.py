@@ -1,0 +1,17 @@
+#!/usr/bin/env python
+"""Thin entry point; the logic lives in mdistiller_ddkd/cli/make_docs.py and mdistiller_ddkd/docgen.py.
+
+    python tools/make_docs.py                 # rewrite the generated blocks of README.md and docs/*.md
+    python tools/make_docs.py --check         # exit 1 listing the blocks that differ from docs/results/
+    python tools/make_docs.py collect output/suites/demo docs/results/demo-1thread.json
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from mdistiller_ddkd.cli.make_docs import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
