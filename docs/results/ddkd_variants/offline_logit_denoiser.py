@@ -5,7 +5,8 @@ training images (train augmentation), with the optimiser of a run (SGD 0.05, mom
 batch 64), and measures the diffusion loss per timestep quarter on the test images' logits — next to the loss
 of the best *linear* denoiser given the targets' mean and covariance (``linear_baseline``): what a network
 achieves that knows only the targets' first two moments. Spaces: the raw logits (the paper), the logits over
-their RMS (unit scale), per-sample z-scores (logit standardisation, Sun et al. 2024).
+their RMS (unit scale), per-sample z-scores (logit standardisation, Sun et al. 2024); each with the time-embedding
+table initialised N(0, 1) (PyTorch's default, as DiffKD) and at zero (``DDKD.TIME_EMBEDDING_INIT zero``).
 
     python docs/results/ddkd_variants/offline_logit_denoiser.py \
         --teacher output/study/teachers/demo_teacher_r20/student_best \
@@ -56,9 +57,9 @@ def teacher_logits(teacher, loader, passes: int) -> torch.Tensor:
     return torch.cat(out)
 
 
-def train_noise_net(targets: torch.Tensor, steps: int, seed: int) -> DiffusionBranch:
+def train_noise_net(targets: torch.Tensor, steps: int, seed: int, time_init: str) -> DiffusionBranch:
     torch.manual_seed(seed)
-    branch = DiffusionBranch(targets.shape[1], targets.shape[1], "1x1")
+    branch = DiffusionBranch(targets.shape[1], targets.shape[1], "1x1", time_embedding_init=time_init)
     opt = torch.optim.SGD(branch.noise_net.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     for step in range(steps):
         idx = torch.randint(0, targets.shape[0], (64,))
@@ -108,10 +109,11 @@ def main() -> None:
     for name, (tr, te) in spaces.items():
         entry = {"linear_baseline": {f"t{lo}_{lo + 250}": linear_baseline(tr, te, ac, lo, lo + 250)
                                      for lo in range(0, 1000, 250)}}
-        for steps in [int(s) for s in args.steps.split(",")]:
-            branch = train_noise_net(tr, steps, 0)
-            branch.train()  # BatchNorm with batch statistics, as in training
-            entry[f"noise_net_{steps}_steps"] = bucket_losses(branch, te)
+        for time_init in ("normal", "zero"):
+            for steps in [int(s) for s in args.steps.split(",")]:
+                branch = train_noise_net(tr, steps, 0, time_init)
+                branch.train()  # BatchNorm with batch statistics, as in training
+                entry[f"noise_net_time_{time_init}_{steps}_steps"] = bucket_losses(branch, te)
         report["spaces"][name] = entry
         print(name, json.dumps(entry))
     report["seconds"] = time.time() - start
