@@ -213,10 +213,19 @@ def _write_tiny_imagenet(root: str) -> List[str]:
     return []
 
 
+def _write_fashion_mnist(root: str) -> List[str]:
+    """The original idx files, gzip-compressed: ten classes, one image each per split."""
+    from mdistiller_ddkd.dataset.fashion_mnist import write_fashion_mnist_folder
+
+    write_fashion_mnist_folder(root, train_per_class=1, test_per_class=1)
+    return []
+
+
 #: dataset name -> writer(root) of a few samples in its real on-disk format, returning extra config pairs;
 #: a dataset that reads no files needs no entry
 TINY_DATA_WRITERS: Dict[str, Callable[[str], List[str]]] = {
     "cifar100": _write_cifar100,
+    "fashion_mnist": _write_fashion_mnist,
     "imagenet": _write_image_folder,
     "tiny_imagenet": _write_tiny_imagenet,
     # needs no files (generated in memory); the entry only makes it small

@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..signals import ignore_stop_signals
 
 # the built-in datasets register themselves (the composition root of the dataset registry)
-from . import cifar100, imagenet, synthetic, tiny_imagenet  # noqa: F401
+from . import cifar100, fashion_mnist, imagenet, synthetic, tiny_imagenet  # noqa: F401
 from .device_augment import DeviceAugmentLoader
 from .registry import (
     DATASETS,

@@ -16,6 +16,12 @@ CIFAR100_MEAN: Tuple[float, float, float] = (0.5071, 0.4867, 0.4408)
 CIFAR100_STD: Tuple[float, float, float] = (0.2675, 0.2565, 0.2761)
 
 
+def channel_mean_std(images: np.ndarray) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images (N, H, W, 3) in [0, 1], rounded to 4 decimals."""
+    x = images.reshape(-1, 3).astype(np.float64) / 255.0
+    return tuple(round(float(v), 4) for v in x.mean(0)), tuple(round(float(v), 4) for v in x.std(0))
+
+
 class UInt8ImageDataset(Dataset):
     """``(transform(PIL image), label)`` over uint8 images (N, H, W, 3), like torchvision's CIFAR datasets."""
 

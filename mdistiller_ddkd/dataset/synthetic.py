@@ -28,7 +28,13 @@ import torch
 from yacs.config import CfgNode as CN
 
 from ..errors import ConfigError
-from .common import UInt8ImageDataset, WithIndex, cifar_test_transform, crop_flip_transform
+from .common import (  # noqa: F401  (channel_mean_std: also imported from here by plugins)
+    UInt8ImageDataset,
+    WithIndex,
+    channel_mean_std,
+    cifar_test_transform,
+    crop_flip_transform,
+)
 from .registry import CropFlip, DatasetSplits, register_dataset
 
 IMAGE_SIZE = 32
@@ -153,12 +159,6 @@ AUGMENT = CropFlip(padding=4, fill=BACKGROUND, hflip=True)
 def synthetic_train_transform(mean, std):
     """CIFAR's train transform, padding with the grey background instead of black."""
     return crop_flip_transform(AUGMENT, IMAGE_SIZE, mean, std)
-
-
-def channel_mean_std(images: np.ndarray) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
-    """Per-channel mean and std of uint8 images (N, H, W, 3) in [0, 1], rounded to 4 decimals."""
-    x = images.reshape(-1, 3).astype(np.float64) / 255.0
-    return tuple(round(float(v), 4) for v in x.mean(0)), tuple(round(float(v), 4) for v in x.std(0))
 
 
 def _synthetic_config() -> CN:

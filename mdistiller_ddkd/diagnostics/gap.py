@@ -82,12 +82,11 @@ def _logit_branch(report: GapReport, distiller: DDKD, logits_s: torch.Tensor, lo
                   target: torch.Tensor, buckets: int) -> None:
     sides = {"student": logits_s}
     if distiller.logit_branch is not None:
-        branch = distiller.logit_branch
-        sides["raw"] = branch.transform(logits_s[:, :, None, None], denoise=False)[0].flatten(1)
-        denoised, gamma = branch.transform(logits_s[:, :, None, None])
-        sides["denoised"] = denoised.flatten(1)
+        sides["raw"] = distiller.logit_transform(logits_s, denoise=False)[0]
+        sides["denoised"], gamma = distiller.logit_transform(logits_s)
         _gamma(report, "logit", gamma)
-        _diffusion_by_bucket(report, "logit", branch, logits_t[:, :, None, None], buckets)
+        _diffusion_by_bucket(report, "logit", distiller.logit_branch, distiller.logit_diffusion_target(logits_t),
+                             buckets)
     for side, logits in sides.items():
         report.scalars[f"logit_kl_{side}"] = kl_teacher_student(logits, logits_t, distiller.logit_temperature)
         report.scalars[f"logit_agree_{side}"] = top1_agreement(logits, logits_t)

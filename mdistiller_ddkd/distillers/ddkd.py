@@ -14,6 +14,8 @@ from torch import nn
 from yacs.config import CfgNode as CN
 
 from ..diffusion import TIME_EMBEDDING_SIZE, DiffusionBranch, LinearAutoencoder
+from ..diffusion.branch import TARGET_SCALES
+from ..diffusion.noise_net import TIME_EMBEDDING_INITS
 from ..errors import ConfigError
 from ..losses.logit import dkd_loss, kd_loss
 from ._feature_align import ALIGN_MODES, align_spatial
@@ -51,7 +53,22 @@ def diffusion_kd_config(logit_loss: str = "dkd") -> CN:
     # remedy, off by default (docs/diagnostics.md): distil the student's raw logits (plain DKD / KD) for the
     # first N epochs while the logit denoiser trains on the teacher's, then the denoised logits (eq. 10)
     c.RAW_LOGIT_EPOCHS = 0
+    # opt-in variants (docs/ddkd.md#variants); the defaults are the paper's method, bit for bit
+    c.LOGIT_STANDARDIZE = False  # logit branch on per-sample z-scores, its output mapped back with the student's
+    c.TARGET_SCALE = "none"  # none | unit: each branch diffuses its latent divided by the latent's running RMS
+    c.NOISE_NET_KD_GRAD = True  # False: the distillation terms do not reach the noise networks' weights
+    c.ADAPTER_INIT_GAMMA = 0.0  # in (0, 1): the adapters start at this γ for every sample; 0: PyTorch's init
+    c.TIME_EMBEDDING_INIT = "normal"  # normal: N(0, 1) (PyTorch's, as DiffKD) | zero: the noise nets' time tables
     return c
+
+
+def standardize(logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(z, mean, scale)``: per-sample z-scores of (B, K) logits over the classes, ``z = (l - mean) / scale``
+    with ``scale = std + 1e-7`` (unbiased std) — logit standardisation as Sun et al. (CVPR 2024) compute it;
+    ``mean + scale·z`` maps back."""
+    mean = logits.mean(dim=1, keepdim=True)
+    scale = logits.std(dim=1, keepdim=True) + 1e-7
+    return (logits - mean) / scale, mean, scale
 
 
 def _classes_and_channels(model: nn.Module, input_size: Sequence[int]) -> Tuple[int, int]:
@@ -70,6 +87,18 @@ def _check_schedule(node: str, inference_steps: int, train_timesteps: int, ae_ch
                           f"and the time embedding)")
     if ae_channels < 0:
         raise ConfigError(f"{node}.AE_CHANNELS must be >= 0 (0: half the teacher's channels), got {ae_channels}")
+
+
+def _check_variants(node: str, c: CN) -> None:
+    """Refuse values of the opt-in variant keys that mean nothing, naming the key."""
+    if c.TARGET_SCALE not in TARGET_SCALES:
+        raise ConfigError(f"{node}.TARGET_SCALE must be one of {TARGET_SCALES}, got {c.TARGET_SCALE!r}")
+    if c.TIME_EMBEDDING_INIT not in TIME_EMBEDDING_INITS:
+        raise ConfigError(f"{node}.TIME_EMBEDDING_INIT must be one of {TIME_EMBEDDING_INITS}, "
+                          f"got {c.TIME_EMBEDDING_INIT!r}")
+    if not 0.0 <= float(c.ADAPTER_INIT_GAMMA) < 1.0:
+        raise ConfigError(f"{node}.ADAPTER_INIT_GAMMA must lie in (0, 1), or be 0 for PyTorch's initialisation; "
+                          f"got {c.ADAPTER_INIT_GAMMA}")
 
 
 @register_distiller("DDKD", config=diffusion_kd_config("dkd"))
@@ -92,6 +121,7 @@ class DDKD(Distiller):
         if c.FEAT_ALIGN not in ALIGN_MODES:
             raise ConfigError(f"{self.config_key}.FEAT_ALIGN must be one of {ALIGN_MODES}, got {c.FEAT_ALIGN!r}")
         _check_schedule(self.config_key, int(c.INFERENCE_STEPS), int(c.TRAIN_TIMESTEPS), int(c.AE_CHANNELS))
+        _check_variants(self.config_key, c)
         self.ce_weight = float(c.CE_WEIGHT)
         self.diff_weight = float(c.DIFF_WEIGHT)
         self.ae_weight = float(c.AE_WEIGHT)
@@ -105,6 +135,7 @@ class DDKD(Distiller):
         self.dkd_temperature = float(c.DKD.T)
         self.dkd_warmup = float(c.DKD.WARMUP)
         self.raw_logit_epochs = float(c.RAW_LOGIT_EPOCHS)
+        self.logit_standardize = bool(c.LOGIT_STANDARDIZE)
 
         size = probe_input_size(cfg)
         num_classes, ct = _classes_and_channels(teacher, size)
@@ -113,6 +144,10 @@ class DDKD(Distiller):
             inference_steps=int(c.INFERENCE_STEPS),
             train_timesteps=int(c.TRAIN_TIMESTEPS),
             adaptive_noise=bool(c.ADAPTIVE_NOISE),
+            target_scale=str(c.TARGET_SCALE),
+            noise_net_kd_grad=bool(c.NOISE_NET_KD_GRAD),
+            adapter_init_gamma=float(c.ADAPTER_INIT_GAMMA),
+            time_embedding_init=str(c.TIME_EMBEDDING_INIT),
         )
         self.autoencoder: Optional[LinearAutoencoder] = None
         self.feat_branch: Optional[DiffusionBranch] = None
@@ -146,6 +181,39 @@ class DDKD(Distiller):
         latent_t, reconstruction = self.autoencoder(feat_t)
         return feat_s, feat_t, latent_t.detach(), reconstruction
 
+    def logit_branch_inputs(
+        self, logits: torch.Tensor
+    ) -> Tuple[torch.Tensor, Optional[Tuple[torch.Tensor, torch.Tensor]]]:
+        """``(branch input (B,K,1,1), (mean, scale) or None)``: the logits themselves (the paper) or, with
+        ``LOGIT_STANDARDIZE``, their per-sample z-scores and the statistics that map them back."""
+        if not self.logit_standardize:
+            return logits[:, :, None, None], None
+        z, mean, scale = standardize(logits.float())
+        return z.to(logits.dtype)[:, :, None, None], (mean, scale)
+
+    @staticmethod
+    def logits_from_branch(output: torch.Tensor, stats: Optional[Tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """The branch output (B,K,1,1) as (B,K) logits, mapped back to the student's mean and scale
+        (``mean + scale·z``) when the branch worked on z-scores."""
+        flat = output.flatten(1)
+        if stats is None:
+            return flat
+        mean, scale = stats
+        return (mean + scale * flat.float()).to(flat.dtype)
+
+    def logit_transform(self, logits_student: torch.Tensor, denoise: bool = True
+                        ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """``(logits the distillation term sees, γ)`` from the student's logits through the logit branch
+        (``denoise=False``: its projections only, the diagnostics' "raw" side)."""
+        branch_in, stats = self.logit_branch_inputs(logits_student)
+        out, gamma = self.logit_branch.transform(branch_in, denoise=denoise)
+        return self.logits_from_branch(out, stats), gamma
+
+    def logit_diffusion_target(self, logits_teacher: torch.Tensor) -> torch.Tensor:
+        """What the logit noise network learns to denoise (eq. 5): the teacher's logits as (B,K,1,1), or their
+        z-scores with ``LOGIT_STANDARDIZE``."""
+        return self.logit_branch_inputs(logits_teacher)[0]
+
     def _logit_distillation(
         self, logits: torch.Tensor, logits_teacher: torch.Tensor, target: torch.Tensor, epoch: float
     ) -> torch.Tensor:
@@ -176,12 +244,13 @@ class DDKD(Distiller):
 
         logits_for_kd = logits_student
         if self.logit_branch is not None and epoch <= self.raw_logit_epochs:  # remedy: raw logits first
-            diffusion_terms.append(self.logit_branch.diffusion_loss(logits_teacher[:, :, None, None]))
+            teacher_in = self.logit_diffusion_target(logits_teacher)
+            self.logit_branch.observe(teacher_in)
+            diffusion_terms.append(self.logit_branch.diffusion_loss(teacher_in))
         elif self.logit_branch is not None:
-            denoised, loss_diff_logit = self.logit_branch(
-                logits_student[:, :, None, None], logits_teacher[:, :, None, None]
-            )
-            logits_for_kd = denoised.flatten(1)
+            branch_in, stats = self.logit_branch_inputs(logits_student)
+            denoised, loss_diff_logit = self.logit_branch(branch_in, self.logit_diffusion_target(logits_teacher))
+            logits_for_kd = self.logits_from_branch(denoised, stats)
             diffusion_terms.append(loss_diff_logit)
         losses["loss_kd_logit"] = self.kd_weight * self._logit_distillation(
             logits_for_kd, logits_teacher, target, epoch
