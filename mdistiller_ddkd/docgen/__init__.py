@@ -1,0 +1,30 @@
+"""Numbers in the docs, generated from committed results (``tools/make_docs.py``).
+
+``core`` holds the machinery (markers, the block registry, rewriting, collecting a suite's results); each other
+module registers the blocks of one topic. Nothing in the package but ``cli/make_docs.py`` imports this one.
+"""
+
+from . import bench, demo, study
+from .core import (
+                   BLOCKS,
+                   DOC_PATTERNS,
+                   RESULTS_DIR,
+                   block_names,
+                   collect_suite,
+                   doc_files,
+                   non_default_config,
+                   read_results_file,
+                   register_block,
+                   rewrite_text,
+                   suite_table,
+                   update_docs,
+                   write_results,
+)
+from .demo import DEMO_RESULTS, PLATEAU_EPOCHS, demo_results, late_change, run_role
+
+#: the modules that register blocks (imported for that)
+TOPICS = (bench, demo, study)
+
+__all__ = ["BLOCKS", "DEMO_RESULTS", "DOC_PATTERNS", "PLATEAU_EPOCHS", "RESULTS_DIR", "TOPICS", "block_names",
+           "collect_suite", "demo_results", "doc_files", "late_change", "non_default_config", "read_results_file",
+           "register_block", "rewrite_text", "run_role", "suite_table", "update_docs", "write_results"]
