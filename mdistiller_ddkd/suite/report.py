@@ -109,10 +109,21 @@ def rank_ranges(cells: Dict[str, Cell]) -> Dict[str, Tuple[int, int]]:
 
 
 def story_conflicts(a: "Table", b: "Table", names: Tuple[str, str] = ("first", "second")) -> List[str]:
-    """Where two tables of the same runs (e.g. on two machines) tell different stories: a pair of ranked
-    cells that one table orders (:func:`separated`) and the other's means put the other way round, one
-    line each; empty when every ordered pair keeps its order (ties may differ)."""
+    """Where two tables of the same runs (e.g. on two machines) tell contradicting stories: a pair of ranked
+    cells that each table orders (:func:`separated`), one way round in one and the other way in the other; one
+    line each, empty when none. A pair one table orders and the other shows as a tie is no contradiction — the
+    tie claims no order — whichever way its means lie."""
     conflicts = []
+    for pair, x, y, (ax, ay), (bx, by) in _shared_pairs(a, b):
+        if separated(ax, ay) and separated(bx, by) and (ax.mean - ay.mean) * (bx.mean - by.mean) < 0:
+            conflicts.append(f"{pair}: {names[0]} orders {x} {_fmt(ax.mean)} vs {y} {_fmt(ay.mean)}, "
+                             f"{names[1]} {x} {_fmt(bx.mean)} vs {y} {_fmt(by.mean)}")
+    return conflicts
+
+
+def _shared_pairs(a: "Table", b: "Table"):
+    """``(row pair, column x, column y, (cell x, cell y) in a, (cell x, cell y) in b)`` for every two ranked
+    columns that both tables fill in the same row, each with runs."""
     rows_b = {row.pair: row for row in b.rows}
     for row_a in a.rows:
         row_b = rows_b.get(row_a.pair)
@@ -121,14 +132,9 @@ def story_conflicts(a: "Table", b: "Table", names: Tuple[str, str] = ("first", "
         columns = [c for c in a.columns if c not in UNRANKED_COLUMNS and c in row_a.cells and c in row_b.cells]
         for i, x in enumerate(columns):
             for y in columns[i + 1:]:
-                pairs = ((row_a.cells[x], row_a.cells[y], row_b.cells[x], row_b.cells[y], names),
-                         (row_b.cells[x], row_b.cells[y], row_a.cells[x], row_a.cells[y], names[::-1]))
-                for sx, sy, ox, oy, (this, other) in pairs:
-                    if separated(sx, sy) and ox.n and oy.n and (sx.mean - sy.mean) * (ox.mean - oy.mean) < 0:
-                        conflicts.append(f"{row_a.pair}: {this} orders {x} {_fmt(sx.mean)} vs {y} {_fmt(sy.mean)}, "
-                                         f"{other} has {x} {_fmt(ox.mean)} vs {y} {_fmt(oy.mean)}")
-                        break
-    return conflicts
+                cells_a, cells_b = (row_a.cells[x], row_a.cells[y]), (row_b.cells[x], row_b.cells[y])
+                if all(cell.n for cell in (*cells_a, *cells_b)):
+                    yield row_a.pair, x, y, cells_a, cells_b
 
 
 @dataclass
