@@ -226,7 +226,8 @@ def slurm_env() -> Optional[Dict[str, str]]:
     return env if probe.returncode == 0 and probe.stdout.strip() else None
 
 
-#: the offline demo's plateau: in its last epochs (``docgen.PLATEAU_EPOCHS``) no student run's test accuracy
-#: moves by more than this between consecutive epochs, and the teacher's by no more than the second (points)
-DEMO_STUDENT_LATE_CHANGE = 5.0
+#: the offline demo's last epochs (``docgen.PLATEAU_EPOCHS``): no student run's test accuracy moves by as much as
+#: this between two consecutive ones (the old recipe jumped by 30-53 points there), and the teacher's, trained
+#: once for every seed, by no more than the second: it is on its plateau (points)
+DEMO_STUDENT_LATE_CHANGE = 10.0
 DEMO_TEACHER_LATE_CHANGE = 1.0
