@@ -70,25 +70,24 @@ def _main(argv: Sequence[str]) -> int:
     if args.breakdown:
         rows = breakdown(args.teacher, args.student, args.pair, batch_size=args.batch_size, rounds=args.steps,
                          threads=args.threads, device=str(device), clock=args.clock or "cpu", opts=opts)
-        text = json.dumps(rows, indent=2)
-        print(text)
-        if args.json:
-            write_text_atomic(args.json, text + "\n")
-        print()
-        print(breakdown_table(rows))
-        return 0
+        return _report(rows, breakdown_table(rows), args.json)
     results = run_benchmark(
         args.teacher, args.student, args.methods, pair=args.pair, dataset=args.dataset,
         batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, device=str(device),
         threads=args.threads, memory=not args.no_memory, amp=args.amp, channels_last=args.channels_last,
         repeats=args.repeats, clock=clock, opts=opts,
     )
+    return _report(results, markdown_table(results), args.json)
+
+
+def _report(results, table: str, json_path: Optional[str]) -> int:
+    """Print the results as JSON (also written to ``json_path`` when given), then as a Markdown table."""
     text = json.dumps(results, indent=2)
     print(text)
-    if args.json:
-        write_text_atomic(args.json, text + "\n")
+    if json_path:
+        write_text_atomic(json_path, text + "\n")
     print()
-    print(markdown_table(results))
+    print(table)
     return 0
 
 
