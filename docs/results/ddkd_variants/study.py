@@ -28,6 +28,9 @@ TIMINGS = os.path.join(OUTPUT, "timings.json")
 DEMO_TEACHER = os.path.join(OUTPUT, "teachers", "demo_teacher_r20", "student_best")
 FM_TEACHER = os.path.join(OUTPUT, "teachers", "fm_teacher_r20", "student_best")
 FM_ROOT = "/usr/share/datasets/fashion-mnist"
+#: the study's base configs: the demo recipe the study started from, pinned here (the demo's own configs have
+#: changed since; the study's runs must stay comparable with each other)
+CONFIGS = os.path.relpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs"), REPO)
 DIAG = ["LOG.DIAGNOSTICS", "True", "LOG.DIAGNOSTICS_BATCH", "32", "LOG.DIAGNOSTICS_FREQ", "0"]
 
 #: setting -> (teacher checkpoint, DKD warm-up epochs, overrides of every run)
@@ -43,8 +46,8 @@ SETTINGS: Dict[str, Tuple[str, int, List[str]]] = {
 
 #: teacher runs: name -> (config, overrides)
 TEACHERS: Dict[str, Tuple[str, List[str]]] = {
-    "demo_teacher_r20": ("configs/demo/teacher.yaml", ["SOLVER.EPOCHS", "20", "SOLVER.LR_DECAY_STAGES", "[15]"]),
-    "fm_teacher_r20": ("configs/demo/teacher.yaml", [
+    "demo_teacher_r20": (CONFIGS + "/teacher.yaml", ["SOLVER.EPOCHS", "20", "SOLVER.LR_DECAY_STAGES", "[15]"]),
+    "fm_teacher_r20": (CONFIGS + "/teacher.yaml", [
         "DATASET.TYPE", "fashion_mnist", "DATASET.ROOT", FM_ROOT, "DATASET.FASHION_MNIST.TRAIN_PER_CLASS", "1000",
         "DATASET.FASHION_MNIST.TEST_PER_CLASS", "300", "SOLVER.EPOCHS", "12", "SOLVER.LR_DECAY_STAGES", "[9]"]),
 }
@@ -102,15 +105,15 @@ def _distill_run(setting: str, label: str, beta: float, seed: int) -> Run:
     teacher, warmup, common = SETTINGS[setting]
     base = ["EXPERIMENT.SEED", str(seed), "DISTILLER.TEACHER_CKPT", teacher, *common, *DIAG]
     if label == "none":
-        return Run(f"{setting}/none-s{seed}", "configs/demo/none.yaml", base)
+        return Run(f"{setting}/none-s{seed}", CONFIGS + "/none.yaml", base)
     if label == "kd":
-        return Run(f"{setting}/kd-s{seed}", "configs/demo/kd.yaml", base)
+        return Run(f"{setting}/kd-s{seed}", CONFIGS + "/kd.yaml", base)
     if label == "diffkd":
-        return Run(f"{setting}/diffkd-s{seed}", "configs/demo/ddkd.yaml", ["DISTILLER.TYPE", "DIFFKD", *base])
+        return Run(f"{setting}/diffkd-s{seed}", CONFIGS + "/ddkd.yaml", ["DISTILLER.TYPE", "DIFFKD", *base])
     if label == "dkd":
-        return Run(f"{setting}/dkd-b{beta:g}-s{seed}", "configs/demo/dkd.yaml",
+        return Run(f"{setting}/dkd-b{beta:g}-s{seed}", CONFIGS + "/dkd.yaml",
                    ["DKD.BETA", str(beta), "DKD.WARMUP", str(warmup), *base])
-    return Run(f"{setting}/{label}-b{beta:g}-s{seed}", "configs/demo/ddkd.yaml",
+    return Run(f"{setting}/{label}-b{beta:g}-s{seed}", CONFIGS + "/ddkd.yaml",
                ["DDKD.DKD.BETA", str(beta), "DDKD.DKD.WARMUP", str(warmup), *VARIANTS[label], *base])
 
 
