@@ -1,7 +1,7 @@
 """The docs' generated numbers: every ``<!-- generated: NAME -->`` block of README.md and docs/*.md equals
 what mdistiller_ddkd.docgen makes from the committed results in docs/results/; those results are complete
-runs of the demo as configured now; the 1-thread and 2-thread runs tell the same story (the tables' rule:
-pairs ordered by more than twice the larger SE keep their order); and the block machinery itself."""
+runs of the demo as configured now; the 1-thread and 2-thread runs tell the same story (no pair that both
+tables order, by more than twice the larger SE, is ordered the other way round); and the block machinery."""
 
 from __future__ import annotations
 

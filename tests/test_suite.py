@@ -18,7 +18,7 @@ from mdistiller_ddkd.cli.suite import main as suite_main
 from mdistiller_ddkd.suite.paper import table_methods, table_rows
 from mdistiller_ddkd.suite.plan import plan_suite
 from mdistiller_ddkd.suite.spec import load_suite, restrict
-from tests.helpers import REPO_ROOT, run_cli, write_teacher_checkpoint
+from tests.helpers import FAULT_PLUGIN, REPO_ROOT, run_cli, write_teacher_checkpoint
 
 
 def dry_run(capsys, *args):
@@ -194,9 +194,10 @@ def test_interrupted_run_is_resumed(tiny_suite):
     write, tmp_path = tiny_suite
     spec = write("resume", ["NONE"], epochs=6)
     run_dir = tmp_path / "out" / "resume" / "none-resnet8-s0"
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT, OMP_NUM_THREADS="2")
-    process = subprocess.Popen([sys.executable, "tools/suite.py", spec, "--no-report"], cwd=REPO_ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # the run waits after the first step of epoch 2 until it is signalled: the SIGINT comes mid-run on any machine
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, OMP_NUM_THREADS="2", DDKD_FAULT="pause:2:1")
+    process = subprocess.Popen([sys.executable, "tools/suite.py", spec, "--no-report", *FAULT_PLUGIN], cwd=REPO_ROOT,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 240
     # the trainer writes `latest`, then results.json: wait for both, or a SIGINT in between leaves no results
     def saved() -> bool:
@@ -204,13 +205,14 @@ def test_interrupted_run_is_resumed(tiny_suite):
 
     while not saved() and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)
-    assert saved(), "no checkpoint appeared"
+    assert saved() and process.poll() is None, "no checkpoint appeared while the run was going"
     process.send_signal(signal.SIGINT)  # the suite stops its training process
     out, _ = process.communicate(timeout=120)
     assert process.returncode != 0 and "interrupted" in out, out
     interrupted = _results(tmp_path, "resume", "none-resnet8-s0")
     assert not interrupted["finished"] and 1 <= interrupted["epoch"] < 6
-    resumed = run_cli(["tools/suite.py", spec], cwd=REPO_ROOT, timeout=300)
+    # the same suite definition (its plugins too), without the pause
+    resumed = run_cli(["tools/suite.py", spec, *FAULT_PLUGIN], cwd=REPO_ROOT, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"resuming after epoch {interrupted['epoch']}" in resumed.stdout
     final = _results(tmp_path, "resume", "none-resnet8-s0")

@@ -12,7 +12,7 @@ from .core import BlockFunction, read_results_file, register_block, suite_table
 
 #: the demo's committed results: label -> file under docs/results
 DEMO_RESULTS = {"1 thread": "demo-1thread.json", "2 threads": "demo-2threads.json"}
-#: the last epochs in which the demo's runs must be on their plateau
+#: how many of a run's last epochs the late-jump checks look at (the teacher must not move there at all)
 PLATEAU_EPOCHS = 2
 
 
@@ -203,5 +203,6 @@ def _demo_duration(results_dir: str) -> str:
     data = _primary(results_dir)
     manifest = data["manifest"]
     threads = sorted({r["threads"] for r in data["runs"] if r.get("threads") is not None})
+    each = "/".join(map(str, threads)) + (" thread" if threads == [1] else " threads")
     return (f"the whole demo took {_seconds(manifest['seconds'])} on {manifest['machine'].get('cores', '?')} CPU "
-            f"cores ({manifest['jobs']} runs at a time, {'/'.join(map(str, threads))} thread(s) each)")
+            f"cores ({manifest['jobs']} runs at a time, {each} each)")

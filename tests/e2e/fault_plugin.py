@@ -5,6 +5,8 @@ moments, chosen by ``$DDKD_FAULT`` (comma-separated):
 * ``in-save:FILE:E`` — while saving checkpoint FILE (``latest``, ``student_latest``, ...) of epoch E: write
   the temporary file completely, then SIGKILL before the rename;
 * ``after-save:FILE:E`` — SIGKILL right after FILE of epoch E is renamed into place (before anything else);
+* ``pause:E:S`` — after step S of epoch E, wait (up to 120 s) until a stop signal has arrived, so that a test
+  can signal a training at a known moment however slow the machine is;
 * ``fill:E:S`` — after step S of epoch E, fill the file system of ``$DDKD_FILL_DIR`` (a small tmpfs) to the
   last byte with ``$DDKD_FILL_DIR/filler``, so the next write meets a real ``ENOSPC``;
 * ``fill-after-save:FILE:E`` — the same, right after checkpoint FILE of epoch E is renamed into place;
@@ -20,12 +22,14 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import time
 
 import torch
 
 from mdistiller_ddkd import fileio
 from mdistiller_ddkd.engine import run_folder
 from mdistiller_ddkd.engine.hooks import TrainerHook, register_hook
+from mdistiller_ddkd.signals import stop_requested
 
 ENV = "DDKD_FAULT"
 FILL_DIR_ENV = "DDKD_FILL_DIR"
@@ -52,14 +56,19 @@ def fill_disk() -> None:
 
 
 class FaultHook(TrainerHook):
-    def __init__(self, points, fills):
+    def __init__(self, points, fills, pauses):
         self.points = points  # {(epoch, step): signal}
         self.fills = fills  # {(epoch, step)}
+        self.pauses = pauses  # {(epoch, step)}
 
     def after_step(self, trainer, state) -> None:
         where = (state.epoch, state.step + 1)
         if where in self.fills:
             fill_disk()
+        if where in self.pauses:
+            deadline = time.time() + 120
+            while stop_requested() is None and time.time() < deadline:
+                time.sleep(0.05)
         signum = self.points.get(where)
         if signum is not None:
             _die(signum)
@@ -69,7 +78,8 @@ def _hook_factory(cfg):
     actions = _actions()
     points = {(int(a[1]), int(a[2])): getattr(signal, "SIG" + a[3]) for a in actions if a[0] == "signal"}
     fills = {(int(a[1]), int(a[2])) for a in actions if a[0] == "fill"}
-    return FaultHook(points, fills) if points or fills else None
+    pauses = {(int(a[1]), int(a[2])) for a in actions if a[0] == "pause"}
+    return FaultHook(points, fills, pauses) if points or fills or pauses else None
 
 
 register_hook(_hook_factory)
