@@ -30,6 +30,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..engine.cfg import build_default_config, iter_flat, load_config
 from ..errors import DataFileError, MissingInputError, PluginError, UnknownNameError
+from ..fileio import write_text_atomic
 from ..suite.execute import MANIFEST
 from ..suite.plan import read_results
 from ..suite.report import RunResult, Table, build_tables, method_order
@@ -107,8 +108,7 @@ def update_docs(root: str = ".", results_dir: Optional[str] = None, check: bool 
             raise UnknownNameError(f"{page}: {err}") from None
         stale += [f"{page}: {name}" for name in changed]
         if changed and not check:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(new)
+            write_text_atomic(path, new)
     return stale
 
 
@@ -160,10 +160,7 @@ def collect_suite(root: str) -> Dict:
 
 def write_results(data: Dict, path: str) -> None:
     """Write collected results as indented JSON (one file per suite run, committed under docs/results/)."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def read_results_file(path: str) -> Dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import Dict, Iterable, List, Sequence, Tuple
 
+from ..suite.progress import format_seconds
 from ..suite.report import UNRANKED_COLUMNS, Table, method_order, separated, story_conflicts, to_markdown
 from ..tables import markdown_table
 from .core import BlockFunction, read_results_file, register_block, suite_table
@@ -49,11 +50,6 @@ def _schedule(config: Dict) -> str:
     lr = config.get("SOLVER.LR", 0.05)
     decay = f", ×{rate:g} after epoch{'s' if len(stages) > 1 else ''} {', '.join(map(str, stages))}" if stages else ""
     return f"{config['SOLVER.EPOCHS']} epochs, batch {config.get('SOLVER.BATCH_SIZE', 64)}, LR {lr:g}{decay}"
-
-
-def _seconds(value: float) -> str:
-    value = int(round(value))
-    return f"{value // 60} min {value % 60:02d} s" if value >= 60 else f"{value} s"
 
 
 def _primary(results_dir: str) -> Dict:
@@ -189,8 +185,8 @@ def _demo_timing(results_dir: str) -> str:
         m = data["manifest"]
         threads = sorted({r["threads"] for r in data["runs"] if r.get("threads") is not None})
         load = m.get("load_average") or {}
-        cpu = "–" if m.get("cpu_seconds") is None else _seconds(m["cpu_seconds"])
-        rows.append([label, f"{m['jobs']} × {'/'.join(map(str, threads)) or '–'}", _seconds(m["seconds"]), cpu,
+        cpu = "–" if m.get("cpu_seconds") is None else format_seconds(m["cpu_seconds"])
+        rows.append([label, f"{m['jobs']} × {'/'.join(map(str, threads)) or '–'}", format_seconds(m["seconds"]), cpu,
                      " → ".join(f"{v[0]:.2f}" for v in (load.get("start"), load.get("end")) if v) or "–",
                      f"{m['machine'].get('cpu', '?')}, {m['machine'].get('cores', '?')} cores",
                      f"torch {m['machine'].get('torch', '?')}"])
@@ -204,5 +200,5 @@ def _demo_duration(results_dir: str) -> str:
     manifest = data["manifest"]
     threads = sorted({r["threads"] for r in data["runs"] if r.get("threads") is not None})
     each = "/".join(map(str, threads)) + (" thread" if threads == [1] else " threads")
-    return (f"the whole demo took {_seconds(manifest['seconds'])} on {manifest['machine'].get('cores', '?')} CPU "
+    return (f"the whole demo took {format_seconds(manifest['seconds'])} on {manifest['machine'].get('cores', '?')} CPU "
             f"cores ({manifest['jobs']} runs at a time, {each} each)")

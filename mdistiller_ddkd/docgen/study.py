@@ -4,11 +4,11 @@ with the per-seed paired difference against DKD, and the last-epoch instruments 
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..suite.report import Cell
 from ..tables import markdown_table
 from .core import read_results_file, register_block
 
@@ -44,11 +44,8 @@ def study_runs(results_dir: str) -> Dict[str, Cells]:
 
 
 def _mean_std(values: Sequence[float]) -> str:
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return f"{mean:.1f}"
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return f"{mean:.1f} ± {std:.1f}"
+    cell = Cell(list(values))
+    return f"{cell.mean:.1f}" if cell.std is None else f"{cell.mean:.1f} ± {cell.std:.1f}"
 
 
 def _order(cells: Cells) -> List[Tuple[str, Optional[float]]]:

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 import torch
 
 from ..errors import disk_errors
+from ..fileio import write_text_atomic
 from .job import current_epoch
 from .plan import Plan, Run, read_results
 from .progress import Progress
@@ -282,12 +283,10 @@ def machine_info() -> Dict[str, object]:
         pass
     info: Dict[str, object] = {"cpu": cpu, "cores": available_cores(), "os": platform.platform(terse=True),
                                "python": platform.python_version()}
+    info["torch"] = torch.__version__
     try:
-        import torch
-
-        info["torch"] = torch.__version__
         info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    except Exception:  # no torch here, or a broken CUDA runtime: the manifest says less
+    except Exception:  # a broken CUDA runtime: the manifest says less
         pass
     return info
 
@@ -307,10 +306,8 @@ def write_manifest(plan: Plan, outcome: Outcome, jobs: int) -> str:
         "runs": {run.name: {"state": outcome.states.get(run.name), **outcome.runs.get(run.name, {})}
                  for run in plan.runs},
     }
-    os.makedirs(root, exist_ok=True)
     path = os.path.join(root, MANIFEST)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=1)
+    write_text_atomic(path, json.dumps(manifest, indent=1))
     return path
 
 
