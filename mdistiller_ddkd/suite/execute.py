@@ -19,7 +19,7 @@ import torch
 from ..errors import disk_errors
 from ..fileio import write_text_atomic
 from .job import current_epoch
-from .plan import Plan, Run, read_results
+from .plan import Plan, Run, log_tail, read_results
 from .progress import Progress
 from .records import SuiteRecords
 
@@ -117,14 +117,6 @@ class _Active:
     last_epoch: int = 0
 
 
-def _tail(path: str, lines: int = 15) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError:
-        return ""
-
-
 class _Execution:
     """The state of one ``execute_plan`` call and its phases: skip what is finished, start what may
     start, watch what runs, stop everything on Ctrl-C."""
@@ -205,7 +197,7 @@ class _Execution:
             else:
                 self.outcome.states[item.run.name] = "failed"
                 log_path = os.path.join(item.run.output_dir, "suite.log")
-                self.progress.failed(i, item.run, code, log_path, _tail(log_path), elapsed)
+                self.progress.failed(i, item.run, code, log_path, log_tail(log_path, 15), elapsed)
 
     def stop_all(self) -> None:
         """Ctrl-C: interrupt the running processes (they save ``latest`` and resume later) and wait."""

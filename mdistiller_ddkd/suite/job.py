@@ -12,7 +12,6 @@ preemption or node failure) and the next start continues exactly there. Any othe
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -21,6 +20,7 @@ from typing import List, Optional
 
 from ..errors import MissingInputError
 from ..signals import STOP_SIGNALS
+from .plan import read_results
 from .records import SuiteRecords
 
 #: exit codes of a training stopped by a signal after its checkpoint (128 + SIGINT, 128 + SIGTERM)
@@ -29,11 +29,7 @@ STOPPED_BY_SIGNAL = (130, 143)
 
 def current_epoch(output_dir: str) -> int:
     """The last epoch the run folder's results.json records (0 before the first)."""
-    try:
-        with open(os.path.join(output_dir, "results.json"), encoding="utf-8") as f:
-            return int(json.load(f).get("epoch", 0))
-    except (OSError, ValueError):
-        return 0
+    return int((read_results(output_dir) or {}).get("epoch", 0))
 
 
 class _Forwarder:

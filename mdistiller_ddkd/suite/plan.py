@@ -128,6 +128,15 @@ class Plan:
         return lines
 
 
+def log_tail(path: str, lines: int) -> str:
+    """The last ``lines`` lines of a log file ("" when it cannot be read)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
 def read_results(output_dir: str) -> Optional[dict]:
     """``results.json`` of a run folder, or None when absent or unreadable (being rewritten)."""
     path = os.path.join(output_dir, "results.json")

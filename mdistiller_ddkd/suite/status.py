@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from ..engine.lock import live_holder
-from .plan import Plan, Run, read_results
+from .plan import Plan, Run, log_tail, read_results
 from .records import RunRecord, SuiteRecords
 from .slurm import live_jobs
 
@@ -29,18 +29,10 @@ class RunStatus:
     log_tail: str = ""
 
 
-def _tail(path: str, lines: int = 5) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return "".join(f.readlines()[-lines:]).rstrip()
-    except OSError:
-        return ""
-
-
 def _log_tail(run: Run) -> str:
     """The last lines of the run's job log (Slurm) or process log (local)."""
     for name in ("slurm.log", "suite.log"):
-        tail = _tail(os.path.join(run.output_dir, name))
+        tail = log_tail(os.path.join(run.output_dir, name), 5).rstrip()
         if tail:
             return tail
     return ""
