@@ -109,8 +109,9 @@ class Conv3x3(nn.Conv2d):
 
 
 class _Reuse:
-    active = False
-    matrices: dict = {}
+    def __init__(self) -> None:
+        self.active = False
+        self.matrices: dict = {}  # an instance's: a class-level dict would keep the first loop's matrices alive
 
 
 _REUSE = _Reuse()
