@@ -7,6 +7,7 @@ import statistics
 import pytest
 import torch
 
+from mdistiller_ddkd.bench.common import allocator_environment, kernel_work
 from mdistiller_ddkd.bench.step import markdown_table, pair_config_file, run_benchmark
 
 
@@ -29,6 +30,8 @@ def test_bench_runs_and_reports_ratio_to_dkd():
     assert ddkd["paired_ratio_to_dkd_per_repeat"] == pytest.approx(per_repeat, rel=2e-3)
     assert ddkd["paired_ratio_to_dkd"] == pytest.approx(statistics.median(per_repeat), rel=1e-2)
     assert by_method["DDKD"]["extra_parameters"] > 0 == by_method["DKD"]["extra_parameters"]
+    assert all(r["median_page_faults_per_step"] >= 0 and r["median_system_s_per_step"] >= 0 for r in results)
+    assert all(r["allocator_environment"] == allocator_environment() for r in results)
     table = markdown_table(results)
     assert table.count("\n") == 3 and "| DDKD |" in table
 
@@ -145,3 +148,14 @@ def test_the_breakdown_counts_flops_and_times_each_part_both_ways(capsys):
     assert 0 < parts <= extra * 1.05
     assert all(r["ms_fast"] > 0 and r["ms_plain"] > 0 for r in rows if "branch" in r["part"])
     assert breakdown_table(rows).count("\n") == 5
+
+
+def test_kernel_work_counts_the_page_faults_of_fresh_memory(monkeypatch):
+    faults, _ = kernel_work()
+    touched = torch.ones(16 * 2**20)  # 64 MiB, freshly mapped and written: ~16,000 4-KiB pages faulted in
+    faults_after, _ = kernel_work()
+    assert touched.numel() and faults_after - faults >= 8000
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1")
+    monkeypatch.setenv("UNRELATED_SETTING", "1")
+    assert allocator_environment().get("MALLOC_TRIM_THRESHOLD_") == "1"
+    assert "UNRELATED_SETTING" not in allocator_environment()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mdistiller_ddkd.diffusion.blocks import Conv3x3, PointwiseConv2d, fast_paths
+from mdistiller_ddkd.diffusion.blocks import Conv3x3, GlobalAvgPool, PointwiseConv2d, fast_paths, mse_loss
 from mdistiller_ddkd.distillers import distiller_dict
 from mdistiller_ddkd.engine.cfg import load_config
 from mdistiller_ddkd.models import get_model
@@ -74,3 +74,24 @@ def test_every_loss_and_gradient_matches_the_plain_step(method, teacher, student
     assert float(torch.cat([(ours - plain).flatten() for _, ours, plain in pairs]).norm() / total) < TOLERANCE
     for param, ours, plain in pairs:
         assert float((ours - plain).norm() / total) < TOLERANCE, tuple(param.shape)
+
+
+def test_the_layout_keeping_mean_and_mse_are_the_plain_ones_with_channels_last_gradients():
+    torch.manual_seed(0)
+    x = torch.randn(8, 48, 4, 4).contiguous(memory_format=torch.channels_last).requires_grad_()
+    y = torch.randn(8, 48, 4, 4).contiguous(memory_format=torch.channels_last)
+    plain_pool = torch.nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
+    for fast in (True, False):
+        with fast_paths(fast):
+            loss, pooled = mse_loss(x, y), GlobalAvgPool()(x)
+            grad_loss, = torch.autograd.grad(loss, x)
+            grad_pool, = torch.autograd.grad(pooled.square().sum(), x)
+        assert _relative(loss, torch.nn.functional.mse_loss(x, y)) < 1e-6
+        assert _relative(pooled, plain_pool) < 1e-6
+        assert _relative(grad_loss, 2 * (x - y) / x.numel()) < 1e-6
+        assert _relative(grad_pool, (2 * plain_pool / 16)[:, :, None, None].expand_as(x)) < 1e-6
+        if fast:  # the point of the fast forms: no NCHW gradient reaches the channels-last modules before them
+            assert grad_loss.is_contiguous(memory_format=torch.channels_last)
+            assert grad_pool.is_contiguous(memory_format=torch.channels_last)
+    contiguous = x.detach().contiguous()  # other layouts take the plain path
+    assert _relative(mse_loss(contiguous, y), torch.nn.functional.mse_loss(contiguous, y)) < 1e-6

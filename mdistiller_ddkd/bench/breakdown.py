@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..diffusion.blocks import fast_paths
+from ..diffusion.blocks import fast_paths, mse_loss
 from ..tables import markdown_table
 from .common import make_clock
 from .step import build_distiller, build_step, pair_config_file
@@ -40,9 +40,9 @@ def ddkd_parts(distiller, batch: Dict[str, torch.Tensor]) -> Dict[str, Callable[
         def feature() -> None:
             aligned, feat_t, latent_t, reconstruction = distiller.feature_pair({"feats": [feat_s]}, feats_t)
             denoised, loss_diff = distiller.feat_branch(aligned, latent_t)
-            loss = torch.nn.functional.mse_loss(denoised, latent_t) + loss_diff
+            loss = mse_loss(denoised, latent_t) + loss_diff
             if reconstruction is not None:
-                loss = loss + torch.nn.functional.mse_loss(reconstruction, feat_t)
+                loss = loss + mse_loss(reconstruction, feat_t)
             loss.backward()
         parts["autoencoder + feature branch"] = feature
     if distiller.logit_branch is not None:

@@ -8,7 +8,7 @@ import resource
 import sys
 import time
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, Optional, Set
+from typing import Callable, Dict, Iterator, Optional, Set, Tuple
 
 import torch
 
@@ -63,6 +63,24 @@ def make_clock(kind: str, device: torch.device) -> Callable[[Callable[[], None]]
         return read() - start
 
     return with_counter
+
+
+#: the environment variables that change how the C allocator hands memory to a process (glibc's tunables, a
+#: preloaded allocator); recorded with every timing, since they move a CPU step's time by ~10 %
+ALLOCATOR_ENV_PREFIXES = ("MALLOC_", "GLIBC_TUNABLES", "LD_PRELOAD")
+
+
+def allocator_environment() -> Dict[str, str]:
+    """The allocator-related environment variables set in this process (``ALLOCATOR_ENV_PREFIXES``)."""
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(ALLOCATOR_ENV_PREFIXES)}
+
+
+def kernel_work() -> Tuple[int, float]:
+    """``(minor page faults, system CPU seconds)`` of this process so far. A CPU training step whose freed
+    activations go back to the kernel faults them in again on the next step (glibc returns large blocks);
+    that time is the kernel's, not arithmetic, and the step benchmark reports it per method."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_minflt, usage.ru_stime
 
 
 @contextmanager

@@ -24,7 +24,15 @@ from ..distillers import get_distiller_class
 from ..engine.cfg import load_config, resolve_config_path
 from ..models import get_model as build_model
 from ..tables import markdown_table as _markdown_table
-from .common import current_rss_bytes, make_clock, peak_rss_bytes, saved_tensor_bytes, sync
+from .common import (
+    allocator_environment,
+    current_rss_bytes,
+    kernel_work,
+    make_clock,
+    peak_rss_bytes,
+    saved_tensor_bytes,
+    sync,
+)
 
 DEFAULT_METHODS = ("NONE", "KD", "DKD", "DIFFKD", "DDKD")
 NUM_CLASSES = {"cifar100": 100, "imagenet": 1000}
@@ -126,13 +134,19 @@ def measure_times(methods: Sequence[str], teacher: str, student: str, pair: Opti
             step()
     time_one = make_clock(clock, dev)
     times: Dict[str, List[List[float]]] = {m: [] for m in methods}
+    kernel: Dict[str, List[Tuple[int, float]]] = {m: [] for m in methods}
     for _ in range(repeats):
         for method in methods:
             times[method].append([])
         for _ in range(steps):
             for method, (step, _) in runners.items():
+                faults, system = kernel_work()
                 times[method][-1].append(time_one(step))
-    return {m: {"times_s": times[m], "extra_parameters": runners[m][1]} for m in methods}
+                faults_after, system_after = kernel_work()
+                kernel[method].append((faults_after - faults, system_after - system))
+    return {m: {"times_s": times[m], "extra_parameters": runners[m][1],
+                "median_page_faults": statistics.median(k[0] for k in kernel[m]),
+                "median_system_s": statistics.median(k[1] for k in kernel[m])} for m in methods}
 
 
 def measure_memory(method: str, teacher: str, student: str, pair: Optional[str] = None, dataset: str = "cifar100",
@@ -203,6 +217,9 @@ def run_benchmark(teacher: str, student: str, methods: Sequence[str] = DEFAULT_M
             "step_times_s": [[round(t, 5) for t in repeat] for repeat in times],
             "peak_memory_bytes": peak, "memory_measure": how, "saved_tensor_bytes": saved,
             "extra_parameters": timed[method]["extra_parameters"],
+            "median_page_faults_per_step": timed[method]["median_page_faults"],
+            "median_system_s_per_step": round(timed[method]["median_system_s"], 5),
+            "allocator_environment": allocator_environment(),
             "config_file": pair_config_file(method, pair, dataset),
             "paired_ratio_to_dkd_per_repeat": [round(r, 4) for r in per_repeat] if per_repeat else None,
             "paired_ratio_to_dkd": statistics.median(per_repeat) if per_repeat else None,

@@ -51,6 +51,34 @@ def layout_like(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _channels_last_4d(x: torch.Tensor) -> bool:
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def mse_loss(input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``F.mse_loss(input, target)`` (the mean), whose gradient keeps channels-last maps channels-last.
+
+    ``F.mse_loss`` returns a contiguous (NCHW) gradient for channels-last inputs, and every channels-last
+    module it then meets pays for the mixed layouts (a BatchNorm backward with an NCHW gradient of a
+    channels-last map is ~10× slower on CPU). With the fast paths on, two channels-last maps are compared
+    as the (B, H, W, C) tensors their memory already is: the same elements in the same order, so the same
+    value, and a gradient in their layout."""
+    if _FAST.enabled and _channels_last_4d(input) and _channels_last_4d(target):
+        return F.mse_loss(input.permute(0, 2, 3, 1), target.permute(0, 2, 3, 1))
+    return F.mse_loss(input, target)
+
+
+class GlobalAvgPool(nn.Module):
+    """(B, C, H, W) → (B, C), the mean over each map (``AdaptiveAvgPool2d(1)`` then ``Flatten(1)``). With the fast
+    paths on, a channels-last map is averaged as its (B, H, W, C) memory, so the gradient comes back
+    channels-last (the NCHW mean's gradient is NCHW, the mixed-layout case of ``mse_loss``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _FAST.enabled and _channels_last_4d(x):
+            return x.permute(0, 2, 3, 1).mean(dim=(1, 2))
+        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+
 class PointwiseConv2d(nn.Conv2d):
     """A 1×1 convolution (same parameters and state dict as ``nn.Conv2d(cin, cout, 1)``) computed as one
     matrix product over every pixel: on a channels-last map the (B, H, W, C) memory is already the
@@ -63,8 +91,10 @@ class PointwiseConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, 1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _FAST.enabled and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        if _FAST.enabled and _channels_last_4d(x):
             b, c, h, w = x.shape
+            if h == w == 1:  # logits as (B, K, 1, 1): the rows are the tensor itself, no permutes needed
+                return F.linear(x.view(b, c), self.weight.view(self.out_channels, c), self.bias)[:, :, None, None]
             rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c)  # a view: channels-last memory is (B·H·W, C)
             out = F.linear(rows, self.weight.view(self.out_channels, c), self.bias)
             return out.view(b, h, w, self.out_channels).permute(0, 3, 1, 2)
@@ -100,8 +130,7 @@ class Conv3x3(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        if not (_FAST.enabled and h * w <= self.DENSE_MAX_PIXELS
-                and x.is_contiguous(memory_format=torch.channels_last)):
+        if not (_FAST.enabled and h * w <= self.DENSE_MAX_PIXELS and _channels_last_4d(x)):
             return super().forward(x)
         matrix, bias = self.dense(h, w)
         out = F.linear(x.permute(0, 2, 3, 1).reshape(b, h * w * c), matrix, bias)

@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from .blocks import Bottleneck, PointwiseConv2d, layout_like
+from .blocks import Bottleneck, GlobalAvgPool, PointwiseConv2d, layout_like
 
 
 class _NoiseAdapter(nn.Module):
@@ -48,7 +48,7 @@ class NoiseAdapter3x3(_NoiseAdapter):
 
     def __init__(self, channels: int) -> None:
         super().__init__(channels)
-        self.features = nn.Sequential(Bottleneck(channels, 8), nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        self.features = nn.Sequential(Bottleneck(channels, 8), GlobalAvgPool())
 
 
 class NoiseAdapter1x1(_NoiseAdapter):

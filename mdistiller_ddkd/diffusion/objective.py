@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from .blocks import mse_loss
 
 
 def noise_prediction_loss(predicted_noise: torch.Tensor, true_noise: torch.Tensor) -> torch.Tensor:
     """``MSE(Φθ(y_t, t), ε)``, mean over every element, computed in float32."""
-    return F.mse_loss(predicted_noise.float(), true_noise.float())
+    return mse_loss(predicted_noise.float(), true_noise.float())

@@ -14,6 +14,7 @@ from torch import nn
 from yacs.config import CfgNode as CN
 
 from ..diffusion import TIME_EMBEDDING_SIZE, DiffusionBranch, LinearAutoencoder
+from ..diffusion.blocks import channels_last, mse_loss
 from ..diffusion.branch import TARGET_SCALES
 from ..diffusion.noise_net import TIME_EMBEDDING_INITS
 from ..errors import ConfigError
@@ -178,6 +179,7 @@ class DDKD(Distiller):
         feat_s, feat_t = align_spatial(feats_student["feats"][-1], feats_teacher["feats"][-1], self.feat_align)
         if self.autoencoder is None:
             return feat_s, feat_t, feat_t.detach(), None
+        feat_t = channels_last(feat_t)  # the autoencoder's layout, so its reconstruction loss compares like with like
         latent_t, reconstruction = self.autoencoder(feat_t)
         return feat_s, feat_t, latent_t.detach(), reconstruction
 
@@ -237,9 +239,9 @@ class DDKD(Distiller):
         if self.feat_branch is not None:
             feat_s, feat_t, latent_t, reconstruction = self.feature_pair(feats_student, feats_teacher)
             if reconstruction is not None:
-                loss_ae = F.mse_loss(reconstruction, feat_t)
+                loss_ae = mse_loss(reconstruction, feat_t)
             denoised, loss_diff_feat = self.feat_branch(feat_s, latent_t)
-            losses["loss_kd_feat"] = self.kd_weight * self.feat_weight * F.mse_loss(denoised, latent_t)
+            losses["loss_kd_feat"] = self.kd_weight * self.feat_weight * mse_loss(denoised, latent_t)
             diffusion_terms.append(loss_diff_feat)
 
         logits_for_kd = logits_student
