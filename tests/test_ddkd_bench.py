@@ -7,6 +7,7 @@ import statistics
 import pytest
 import torch
 
+from mdistiller_ddkd.bench.breakdown import op_profile
 from mdistiller_ddkd.bench.common import allocator_environment, kernel_work
 from mdistiller_ddkd.bench.step import markdown_table, pair_config_file, run_benchmark
 
@@ -132,7 +133,7 @@ def test_saved_tensor_bytes_count_what_autograd_keeps_for_backward():
 
 
 def test_the_breakdown_counts_flops_and_times_each_part_both_ways(capsys):
-    from mdistiller_ddkd.bench.breakdown import breakdown, breakdown_table
+    from mdistiller_ddkd.bench.breakdown import OP_KINDS, REST, breakdown, breakdown_table, profile_table
 
     previous = torch.get_num_threads()
     try:
@@ -148,6 +149,19 @@ def test_the_breakdown_counts_flops_and_times_each_part_both_ways(capsys):
     assert 0 < parts <= extra * 1.05
     assert all(r["ms_fast"] > 0 and r["ms_plain"] > 0 for r in rows if "branch" in r["part"])
     assert breakdown_table(rows).count("\n") == 5
+    for part in ("autoencoder + feature branch", "logit branch"):
+        kinds = by_part[part]["ms_by_kind"]
+        assert list(kinds) == [*OP_KINDS, REST] and kinds["matrix products"] > 0 and kinds["batch norm"] > 0
+        assert sum(kinds.values()) == pytest.approx(by_part[part]["ms_fast"], abs=0.05)  # the rest closes the sum
+    assert profile_table(rows).count("\n") == 3
+
+
+def test_the_op_profile_puts_each_operator_in_its_kind():
+    a, b = torch.randn(256, 256), torch.randn(256, 256)
+    kinds = op_profile(lambda: a @ b, rounds=3)
+    assert kinds["matrix products"] > 0 and all(v == 0 for k, v in kinds.items() if k != "matrix products")
+    kinds = op_profile(lambda: torch.randn(1000).relu_(), rounds=3)
+    assert kinds["random noise"] > 0 and kinds["element-wise"] > 0 and kinds["matrix products"] == 0
 
 
 def test_kernel_work_counts_the_page_faults_of_fresh_memory(monkeypatch):

@@ -135,3 +135,20 @@ def test_late_change_and_roles():
     assert docgen.run_role({"method": "NONE", "name": "teacher-resnet20-s0"}) == "Teacher"
     assert docgen.run_role({"method": "NONE", "name": "none-resnet8-s1"}) == "Student"
     assert docgen.run_role({"method": "DKD", "name": "dkd-res20_res8-s1"}) == "DKD"
+
+
+def test_a_step_benchmark_under_other_conditions_is_its_own_row_named_by_its_allocator(tmp_path):
+    from mdistiller_ddkd.docgen.bench import allocator_label, step_results
+
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    plain = [{"method": "DKD", "allocator_environment": {}}]
+    tuned = [{"method": "DKD", "allocator_environment": {"MALLOC_TRIM_THRESHOLD_": "1"}}]
+    (folder / "step-res32x4_res8x4-1t.json").write_text(json.dumps(plain))
+    (folder / "step-res32x4_res8x4-1t-tuned-malloc.json").write_text(json.dumps(tuned))
+    (folder / "step-notes.json").write_text("[]")  # not a step benchmark's name: ignored
+    found = step_results(str(tmp_path))
+    assert list(found) == [("res32x4_res8x4", 1, ""), ("res32x4_res8x4", 1, "tuned-malloc")]
+    assert allocator_label(found[("res32x4_res8x4", 1, "")][0]) == "default"
+    assert allocator_label(found[("res32x4_res8x4", 1, "tuned-malloc")][0]) == "`MALLOC_TRIM_THRESHOLD_=1`"
+    assert allocator_label({"method": "DKD"}) == "default"  # results written before the field existed

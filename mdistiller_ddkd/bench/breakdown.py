@@ -1,7 +1,8 @@
 """Where DDKD's step time goes beyond DKD's: each part of DDKD's extra work (the autoencoder with the
 feature branch, the logit branch) run alone, forward and backward, at the shapes the pair produces, with its
 FLOPs (``torch.utils.flop_counter``) and its time with the diffusion modules' faster formulations on and off
-(``diffusion.blocks.fast_paths``) — the profile before and after them, in one process, interleaved.
+(``diffusion.blocks.fast_paths``) — the profile before and after them, in one process, interleaved — and,
+with them on, the milliseconds each kind of work takes (``op_profile``).
 
 The whole steps of DKD and DDKD are counted too: their FLOP ratio is the floor a DDKD step can reach, and the
 measured ratio (``step.run_benchmark``) is how close it gets.
@@ -10,9 +11,10 @@ measured ratio (``step.run_benchmark``) is how close it gets.
 from __future__ import annotations
 
 import statistics
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..diffusion.blocks import fast_paths, mse_loss
@@ -53,6 +55,40 @@ def ddkd_parts(distiller, batch: Dict[str, torch.Tensor]) -> Dict[str, Callable[
     return parts
 
 
+#: the profile's kinds of work: aten operators by name (their self CPU time); what no kind names — views,
+#: autograd's bookkeeping, allocation, Python — is "the rest", the part's measured time minus the kinds'
+OP_KINDS: Dict[str, Tuple[str, ...]] = {
+    "matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"),
+    "convolutions": ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_slow_conv2d_forward",
+                     "aten::_slow_conv2d_backward"),
+    "batch norm": ("aten::native_batch_norm", "aten::native_batch_norm_backward"),
+    "element-wise": ("aten::add", "aten::add_", "aten::mul", "aten::mul_", "aten::div", "aten::sub", "aten::rsub",
+                     "aten::neg", "aten::relu_", "aten::clamp_min_", "aten::threshold_backward", "aten::copy_",
+                     "aten::clone", "aten::fill_", "aten::zero_", "aten::where", "aten::pow", "aten::sqrt"),
+    "random noise": ("aten::normal_",),
+    "reductions and losses": ("aten::sum", "aten::mean", "aten::mse_loss", "aten::mse_loss_backward",
+                              "aten::_softmax", "aten::_softmax_backward_data", "aten::embedding_dense_backward"),
+}
+REST = "the rest"
+
+
+def op_profile(fn: Callable[[], None], rounds: int) -> Dict[str, float]:
+    """Milliseconds per call of ``fn`` in each of ``OP_KINDS`` (self CPU time of its operators under
+    ``torch.profiler``, mean over ``rounds`` calls). An operator's self time under the profiler carries part
+    of the profiler's own per-operator cost, so the kinds lean high, and "the rest" — the part's time measured
+    without the profiler, minus the kinds — leans low."""
+    kind_of = {op: kind for kind, ops in OP_KINDS.items() for op in ops}
+    totals = dict.fromkeys(OP_KINDS, 0.0)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(rounds):
+            fn()
+    for event in prof.key_averages():
+        kind = kind_of.get(event.key)
+        if kind is not None:
+            totals[kind] += event.self_cpu_time_total / 1000.0 / rounds
+    return totals
+
+
 def _time(parts: Dict[str, Callable[[], None]], rounds: int, clock) -> Dict[str, Dict[str, float]]:
     """Median seconds of each part with the fast paths on and off, alternating, ``rounds`` times."""
     times = {name: {"fast": [], "plain": []} for name in parts}
@@ -85,8 +121,11 @@ def breakdown(teacher: str, student: str, pair: Optional[str] = None, method: st
         fn()
     timed = _time(parts, rounds, make_clock(clock, dev))
     for name, fn in parts.items():
+        ms_fast = 1000 * timed[name]["fast"]
+        kinds = op_profile(fn, rounds)
+        kinds[REST] = ms_fast - sum(kinds.values())
         rows.append({"part": name, "gflop": _flops(fn) / 1e9, "ms_plain": 1000 * timed[name]["plain"],
-                     "ms_fast": 1000 * timed[name]["fast"]})
+                     "ms_fast": ms_fast, "ms_by_kind": {k: round(v, 2) for k, v in kinds.items()}})
     return rows
 
 
@@ -100,3 +139,11 @@ def breakdown_table(rows: Sequence[Dict]) -> str:
                       f"{r['gflop'] / r['ms_fast'] * 1000:.0f}" if timed else "–"])
     return markdown_table(["part", "GFLOP", "ms (plain)", "ms (fast paths)", "GFLOP/s (fast)"], cells,
                           align="lrrrr")
+
+
+def profile_table(rows: Sequence[Dict]) -> str:
+    """Where each part's time goes (fast paths on): milliseconds per kind of work (``op_profile``), as Markdown."""
+    kinds = [*OP_KINDS, REST]
+    cells = [[r["part"], *(f"{r['ms_by_kind'][k]:.1f}" for k in kinds), f"{r['ms_fast']:.1f}"]
+             for r in rows if r.get("ms_by_kind")]
+    return markdown_table(["part (ms)", *kinds, "measured"], cells, align="l" + "r" * (len(kinds) + 1))

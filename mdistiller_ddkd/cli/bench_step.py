@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Optional, Sequence
 
-from ..bench.breakdown import breakdown, breakdown_table
+from ..bench.breakdown import breakdown, breakdown_table, profile_table
 from ..bench.common import CLOCKS
 from ..bench.step import DEFAULT_METHODS, markdown_table, run_benchmark
 from ..engine.distributed import select_device
@@ -70,7 +70,7 @@ def _main(argv: Sequence[str]) -> int:
     if args.breakdown:
         rows = breakdown(args.teacher, args.student, args.pair, batch_size=args.batch_size, rounds=args.steps,
                          threads=args.threads, device=str(device), clock=args.clock or "cpu", opts=opts)
-        return _report(rows, breakdown_table(rows), args.json)
+        return _report(rows, breakdown_table(rows) + "\n\n" + profile_table(rows), args.json)
     results = run_benchmark(
         args.teacher, args.student, args.methods, pair=args.pair, dataset=args.dataset,
         batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, device=str(device),
