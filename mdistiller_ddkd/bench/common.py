@@ -66,7 +66,7 @@ def make_clock(kind: str, device: torch.device) -> Callable[[Callable[[], None]]
 
 
 #: the environment variables that change how the C allocator hands memory to a process (glibc's tunables, a
-#: preloaded allocator); recorded with every timing, since they move a CPU step's time by ~10 %
+#: preloaded allocator); recorded with every timing, since they move a CPU step's time by up to ~10 %
 ALLOCATOR_ENV_PREFIXES = ("MALLOC_", "GLIBC_TUNABLES", "LD_PRELOAD")
 
 
