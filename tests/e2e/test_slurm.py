@@ -131,8 +131,7 @@ def test_a_suite_submitted_once_survives_requeue_signal_and_time_limit_bit_ident
     c.wait("DKD to reach its time limit and requeue itself", lambda: c.requeues("dkd-r14_r8-s0") >= 1
            or _not_finished_first(folder, "dkd-r14_r8-s0"))
     assert _scontrol(cluster, "update", f"JobId={dkd}", "TimeLimit=20").returncode == 0
-    c.wait("every run to finish", lambda: all(
-        os.path.isfile(os.path.join(folder, r, "results.json")) and _finished(folder, r) for r in RUNS))
+    c.wait("every run to finish", lambda: all(_done(folder, r) for r in RUNS))
 
     for run in RUNS:
         ours, theirs = _weights(folder, run), _weights(str(tmp_path / "local" / "slurm_e2e"), run)
@@ -153,9 +152,13 @@ def test_a_suite_submitted_once_survives_requeue_signal_and_time_limit_bit_ident
 def _not_finished_first(folder: str, run: str) -> bool:
     """False while ``run`` has not finished; a run that finished before the event awaited fails the test now
     (rather than at the deadline), naming why."""
-    done = os.path.isfile(os.path.join(folder, run, "results.json")) and _finished(folder, run)
-    assert not done, f"{run} finished before its time limit: the machine is faster than this test assumes"
+    assert not _done(folder, run), f"{run} finished before its time limit: the machine is faster than this test assumes"
     return False
+
+
+def _done(folder: str, run: str) -> bool:
+    """Whether ``run`` has written its results and marked them finished."""
+    return os.path.isfile(os.path.join(folder, run, "results.json")) and bool(_finished(folder, run))
 
 
 def _finished(folder: str, run: str) -> Optional[bool]:
