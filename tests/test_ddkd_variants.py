@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mdistiller_ddkd.diffusion import DiffusionBranch
+from mdistiller_ddkd.diffusion.variants import VariantBranch, Variants, build_branch, standardize
 from mdistiller_ddkd.distillers import get_distiller_class
-from mdistiller_ddkd.distillers.ddkd import standardize
 from mdistiller_ddkd.engine.cfg import CFG
 from mdistiller_ddkd.errors import ConfigError
 from tests.numpy_oracles import np_dkd
@@ -64,6 +64,21 @@ def test_defaults_are_the_papers_method():
     _, b = explicit(image=image, target=target, epoch=30)
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("method", ["DDKD", "DIFFKD"])
+def test_defaults_build_the_papers_branch_class(method):
+    cfg = CFG.clone()
+    torch.manual_seed(0)
+    d = get_distiller_class(method)(TinyNet(16), TinyNet(24), cfg)
+    assert type(d.feat_branch) is DiffusionBranch and type(d.logit_branch) is DiffusionBranch
+    # variants that only change an initialisation keep the paper's class; the others run the variant class
+    assert type(build(TIME_EMBEDDING_INIT="zero", ADAPTER_INIT_GAMMA=0.5).logit_branch) is DiffusionBranch
+    for keys in ({"TARGET_SCALE": "unit"}, {"NOISE_NET_KD_GRAD": False}):
+        d = build(**keys)
+        assert type(d.feat_branch) is VariantBranch and type(d.logit_branch) is VariantBranch
+    d = build(LOGIT_STANDARDIZE=True)  # a logit-branch variant: the feature branch stays the paper's
+    assert type(d.feat_branch) is DiffusionBranch and type(d.logit_branch) is VariantBranch
 
 
 @pytest.mark.parametrize("key, value, needle", [
@@ -136,12 +151,13 @@ def test_logit_standardize_recomputed_independently():
                                                            rel=1e-4)
     torch.testing.assert_close(losses["loss_diff"], diff, rtol=1e-5, atol=1e-6)
     # the diffusion target and the KD inputs follow the same path in the diagnostics' helpers
-    torch.testing.assert_close(d.logit_diffusion_target(lt).flatten(1), torch.from_numpy(z(a_t)).float())
+    torch.testing.assert_close(d.logit_branch.teacher_target(d.logit_diffusion_target(lt)).flatten(1),
+                               torch.from_numpy(z(a_t)).float())
 
 
 def test_target_scale_unit_running_rms_and_scaled_diffusion():
     torch.manual_seed(0)
-    branch = DiffusionBranch(6, 4, "1x1", target_scale="unit").train()
+    branch = build_branch(6, 4, "1x1", Variants(unit_scale=True)).train()
     plain = DiffusionBranch(6, 4, "1x1").train()
     plain.load_state_dict({k: v for k, v in branch.state_dict().items() if k != "latent_rms"})
     assert float(branch.latent_rms) == 0.0
@@ -164,9 +180,9 @@ def test_target_scale_unit_running_rms_and_scaled_diffusion():
     torch.testing.assert_close(scaled, plain.diffusion_loss(tgt / rms), rtol=1e-5, atol=1e-6)
     z = torch.randn(5, 4, 1, 1)
     torch.manual_seed(5)
-    y = branch.denoise(z)
+    y = branch.chain(z)[0]
     torch.manual_seed(5)
-    torch.testing.assert_close(y, rms * plain.denoise(z / rms), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(y, rms * plain.chain(z / rms)[0], rtol=1e-5, atol=1e-5)
 
 
 def test_noise_net_kd_grad_off_keeps_values_and_cuts_only_the_kd_path():

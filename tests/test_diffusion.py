@@ -282,7 +282,7 @@ def test_branch_composition_and_switch_off_adapter():
     plain = DiffusionBranch(8, 16, "3x3", inference_steps=3, adaptive_noise=False)
     assert plain.adapter is None
     z = plain.proj_in(x)
-    torch.testing.assert_close(plain.denoise(z), plain.sampler(plain.noise_net, z))
+    torch.testing.assert_close(plain.chain(z)[0], plain.sampler(plain.noise_net, z))
 
 
 def test_diffusion_loss_decreases_on_a_tiny_learnable_task():

@@ -3,7 +3,6 @@ and the denoising starting point ``y = γ·z_s + (1-γ)·ε``."""
 
 from __future__ import annotations
 
-import math
 from typing import Optional, Tuple
 
 import torch
@@ -20,15 +19,6 @@ class _NoiseAdapter(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.pred = nn.Linear(channels, 2)
-
-    def init_gamma(self, gamma: float) -> None:
-        """Start at γ = ``gamma`` for every input: zero weights and bias ``(log(γ / (1 - γ)), 0)`` in the
-        Linear(C, 2), so the softmax's first column is ``gamma`` until training moves them."""
-        if not 0.0 < gamma < 1.0:
-            raise ValueError(f"the adapter's initial gamma must lie in (0, 1), got {gamma}")
-        with torch.no_grad():
-            self.pred.weight.zero_()
-            self.pred.bias.copy_(torch.tensor([math.log(gamma / (1.0 - gamma)), 0.0]))
 
     def gamma(self, z: torch.Tensor) -> torch.Tensor:
         """γ per sample, shape (B,), float32."""

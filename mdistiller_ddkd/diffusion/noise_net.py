@@ -12,8 +12,6 @@ from .blocks import Bottleneck, PointwiseConv2d, conv1x1_bn, fast_paths_enabled
 
 #: rows of the learned time-embedding table (covers every training timestep)
 TIME_EMBEDDING_SIZE = 1280
-#: initialisations of the time-embedding table: ``normal`` N(0, 1) (PyTorch's, as DiffKD), ``zero``
-TIME_EMBEDDING_INITS = ("normal", "zero")
 
 Timestep = Union[int, torch.Tensor]
 
@@ -23,14 +21,10 @@ class _NoiseNet(nn.Module):
 
     body: nn.Module
 
-    def __init__(self, channels: int, time_embedding_init: str = "normal") -> None:
+    def __init__(self, channels: int) -> None:
         super().__init__()
-        if time_embedding_init not in TIME_EMBEDDING_INITS:
-            raise ValueError(f"time_embedding_init must be one of {TIME_EMBEDDING_INITS}, got {time_embedding_init!r}")
         self.channels = channels
         self.time_embedding = nn.Embedding(TIME_EMBEDDING_SIZE, channels)
-        if time_embedding_init == "zero":  # drawn first either way, so every later module's init is unchanged
-            nn.init.zeros_(self.time_embedding.weight)
 
     def add_time(self, y: torch.Tensor, t: Timestep) -> torch.Tensor:
         """``y + E[t]``; ``t`` is one timestep for the whole batch (int) or one per sample (B,)."""
@@ -62,16 +56,16 @@ class _NoiseNet(nn.Module):
 class NoiseNet3x3(_NoiseNet):
     """Feature variant: two bottleneck blocks (reduction 4), then 1×1 conv C→C + BN."""
 
-    def __init__(self, channels: int, time_embedding_init: str = "normal") -> None:
-        super().__init__(channels, time_embedding_init)
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels)
         self.body = nn.Sequential(Bottleneck(channels, 4), Bottleneck(channels, 4), conv1x1_bn(channels, channels))
 
 
 class NoiseNet1x1(_NoiseNet):
     """Logit variant: 1×1 convs C→4C, BN, ReLU, 4C→C, BN, C→4C, BN, ReLU, 4C→C."""
 
-    def __init__(self, channels: int, time_embedding_init: str = "normal") -> None:
-        super().__init__(channels, time_embedding_init)
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels)
         wide = 4 * channels
         self.body = nn.Sequential(
             PointwiseConv2d(channels, wide),
@@ -86,10 +80,10 @@ class NoiseNet1x1(_NoiseNet):
         )
 
 
-def build_noise_net(kernel: str, channels: int, time_embedding_init: str = "normal") -> _NoiseNet:
+def build_noise_net(kernel: str, channels: int) -> _NoiseNet:
     """``kernel`` is ``"3x3"`` (features) or ``"1x1"`` (logits)."""
     if kernel == "3x3":
-        return NoiseNet3x3(channels, time_embedding_init)
+        return NoiseNet3x3(channels)
     if kernel == "1x1":
-        return NoiseNet1x1(channels, time_embedding_init)
+        return NoiseNet1x1(channels)
     raise ValueError(f"noise-net kernel must be '3x3' or '1x1', got {kernel!r}")

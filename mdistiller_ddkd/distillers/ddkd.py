@@ -6,6 +6,7 @@ before they are distilled) with the logit branch distilled by DKD. See ``docs/dd
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
@@ -15,8 +16,7 @@ from yacs.config import CfgNode as CN
 
 from ..diffusion import TIME_EMBEDDING_SIZE, DiffusionBranch, LinearAutoencoder
 from ..diffusion.blocks import channels_last, mse_loss
-from ..diffusion.branch import TARGET_SCALES
-from ..diffusion.noise_net import TIME_EMBEDDING_INITS
+from ..diffusion.variants import Variants, build_branch
 from ..errors import ConfigError
 from ..losses.logit import dkd_loss, kd_loss
 from ._feature_align import ALIGN_MODES, align_spatial
@@ -25,6 +25,9 @@ from .dkd import warmup_factor
 from .registry import register_distiller
 
 LOGIT_LOSSES = ("dkd", "kl")
+#: values of the variant keys ``TARGET_SCALE`` and ``TIME_EMBEDDING_INIT`` (the first of each: the paper)
+TARGET_SCALES = ("none", "unit")
+TIME_EMBEDDING_INITS = ("normal", "zero")
 
 
 def diffusion_kd_config(logit_loss: str = "dkd") -> CN:
@@ -63,15 +66,6 @@ def diffusion_kd_config(logit_loss: str = "dkd") -> CN:
     return c
 
 
-def standardize(logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(z, mean, scale)``: per-sample z-scores of (B, K) logits over the classes, ``z = (l - mean) / scale``
-    with ``scale = std + 1e-7`` (unbiased std) — logit standardisation as Sun et al. (CVPR 2024) compute it;
-    ``mean + scale·z`` maps back."""
-    mean = logits.mean(dim=1, keepdim=True)
-    scale = logits.std(dim=1, keepdim=True) + 1e-7
-    return (logits - mean) / scale, mean, scale
-
-
 def _classes_and_channels(model: nn.Module, input_size: Sequence[int]) -> Tuple[int, int]:
     """(number of classes, channels of ``feats["feats"][-1]``) of ``model``."""
     logits, feats = probe_features(model, input_size)
@@ -90,8 +84,8 @@ def _check_schedule(node: str, inference_steps: int, train_timesteps: int, ae_ch
         raise ConfigError(f"{node}.AE_CHANNELS must be >= 0 (0: half the teacher's channels), got {ae_channels}")
 
 
-def _check_variants(node: str, c: CN) -> None:
-    """Refuse values of the opt-in variant keys that mean nothing, naming the key."""
+def _variants(node: str, c: CN) -> Variants:
+    """The opt-in variants the config node ``c`` asks for; values that mean nothing are refused, naming the key."""
     if c.TARGET_SCALE not in TARGET_SCALES:
         raise ConfigError(f"{node}.TARGET_SCALE must be one of {TARGET_SCALES}, got {c.TARGET_SCALE!r}")
     if c.TIME_EMBEDDING_INIT not in TIME_EMBEDDING_INITS:
@@ -100,6 +94,11 @@ def _check_variants(node: str, c: CN) -> None:
     if not 0.0 <= float(c.ADAPTER_INIT_GAMMA) < 1.0:
         raise ConfigError(f"{node}.ADAPTER_INIT_GAMMA must lie in (0, 1), or be 0 for PyTorch's initialisation; "
                           f"got {c.ADAPTER_INIT_GAMMA}")
+    return Variants(zero_time_embedding=c.TIME_EMBEDDING_INIT == "zero",
+                    adapter_init_gamma=float(c.ADAPTER_INIT_GAMMA),
+                    standardize_logits=bool(c.LOGIT_STANDARDIZE),
+                    unit_scale=c.TARGET_SCALE == "unit",
+                    noise_net_kd_grad=bool(c.NOISE_NET_KD_GRAD))
 
 
 @register_distiller("DDKD", config=diffusion_kd_config("dkd"))
@@ -122,7 +121,7 @@ class DDKD(Distiller):
         if c.FEAT_ALIGN not in ALIGN_MODES:
             raise ConfigError(f"{self.config_key}.FEAT_ALIGN must be one of {ALIGN_MODES}, got {c.FEAT_ALIGN!r}")
         _check_schedule(self.config_key, int(c.INFERENCE_STEPS), int(c.TRAIN_TIMESTEPS), int(c.AE_CHANNELS))
-        _check_variants(self.config_key, c)
+        variants = _variants(self.config_key, c)
         self.ce_weight = float(c.CE_WEIGHT)
         self.diff_weight = float(c.DIFF_WEIGHT)
         self.ae_weight = float(c.AE_WEIGHT)
@@ -136,7 +135,6 @@ class DDKD(Distiller):
         self.dkd_temperature = float(c.DKD.T)
         self.dkd_warmup = float(c.DKD.WARMUP)
         self.raw_logit_epochs = float(c.RAW_LOGIT_EPOCHS)
-        self.logit_standardize = bool(c.LOGIT_STANDARDIZE)
 
         size = probe_input_size(cfg)
         num_classes, ct = _classes_and_channels(teacher, size)
@@ -145,10 +143,6 @@ class DDKD(Distiller):
             inference_steps=int(c.INFERENCE_STEPS),
             train_timesteps=int(c.TRAIN_TIMESTEPS),
             adaptive_noise=bool(c.ADAPTIVE_NOISE),
-            target_scale=str(c.TARGET_SCALE),
-            noise_net_kd_grad=bool(c.NOISE_NET_KD_GRAD),
-            adapter_init_gamma=float(c.ADAPTER_INIT_GAMMA),
-            time_embedding_init=str(c.TIME_EMBEDDING_INIT),
         )
         self.autoencoder: Optional[LinearAutoencoder] = None
         self.feat_branch: Optional[DiffusionBranch] = None
@@ -158,9 +152,10 @@ class DDKD(Distiller):
             if c.USE_AE:
                 latent = int(c.AE_CHANNELS) or ct // 2
                 self.autoencoder = LinearAutoencoder(ct, latent)
-            self.feat_branch = DiffusionBranch(cs, latent, "3x3", **branch_args)
+            self.feat_branch = build_branch(cs, latent, "3x3", replace(variants, standardize_logits=False),
+                                            **branch_args)
         if c.DENOISE_LOGITS:
-            self.logit_branch = DiffusionBranch(num_classes, num_classes, "1x1", **branch_args)
+            self.logit_branch = build_branch(num_classes, num_classes, "1x1", variants, **branch_args)
         device = next(student.parameters()).device
         for module in (self.autoencoder, self.feat_branch, self.logit_branch):
             if module is not None:
@@ -183,38 +178,17 @@ class DDKD(Distiller):
         latent_t, reconstruction = self.autoencoder(feat_t)
         return feat_s, feat_t, latent_t.detach(), reconstruction
 
-    def logit_branch_inputs(
-        self, logits: torch.Tensor
-    ) -> Tuple[torch.Tensor, Optional[Tuple[torch.Tensor, torch.Tensor]]]:
-        """``(branch input (B,K,1,1), (mean, scale) or None)``: the logits themselves (the paper) or, with
-        ``LOGIT_STANDARDIZE``, their per-sample z-scores and the statistics that map them back."""
-        if not self.logit_standardize:
-            return logits[:, :, None, None], None
-        z, mean, scale = standardize(logits.float())
-        return z.to(logits.dtype)[:, :, None, None], (mean, scale)
-
-    @staticmethod
-    def logits_from_branch(output: torch.Tensor, stats: Optional[Tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        """The branch output (B,K,1,1) as (B,K) logits, mapped back to the student's mean and scale
-        (``mean + scale·z``) when the branch worked on z-scores."""
-        flat = output.flatten(1)
-        if stats is None:
-            return flat
-        mean, scale = stats
-        return (mean + scale * flat.float()).to(flat.dtype)
-
     def logit_transform(self, logits_student: torch.Tensor, denoise: bool = True
                         ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """``(logits the distillation term sees, γ)`` from the student's logits through the logit branch
         (``denoise=False``: its projections only, the diagnostics' "raw" side)."""
-        branch_in, stats = self.logit_branch_inputs(logits_student)
-        out, gamma = self.logit_branch.transform(branch_in, denoise=denoise)
-        return self.logits_from_branch(out, stats), gamma
+        out, gamma = self.logit_branch.transform(logits_student[:, :, None, None], denoise=denoise)
+        return out.flatten(1), gamma
 
-    def logit_diffusion_target(self, logits_teacher: torch.Tensor) -> torch.Tensor:
-        """What the logit noise network learns to denoise (eq. 5): the teacher's logits as (B,K,1,1), or their
-        z-scores with ``LOGIT_STANDARDIZE``."""
-        return self.logit_branch_inputs(logits_teacher)[0]
+    @staticmethod
+    def logit_diffusion_target(logits_teacher: torch.Tensor) -> torch.Tensor:
+        """What the logit branch's diffusion loss (eq. 5) takes: the teacher's logits as (B,K,1,1)."""
+        return logits_teacher[:, :, None, None]
 
     def _logit_distillation(
         self, logits: torch.Tensor, logits_teacher: torch.Tensor, target: torch.Tensor, epoch: float
@@ -245,14 +219,12 @@ class DDKD(Distiller):
             diffusion_terms.append(loss_diff_feat)
 
         logits_for_kd = logits_student
-        if self.logit_branch is not None and epoch <= self.raw_logit_epochs:  # remedy: raw logits first
-            teacher_in = self.logit_diffusion_target(logits_teacher)
-            self.logit_branch.observe(teacher_in)
-            diffusion_terms.append(self.logit_branch.diffusion_loss(teacher_in))
-        elif self.logit_branch is not None:
-            branch_in, stats = self.logit_branch_inputs(logits_student)
-            denoised, loss_diff_logit = self.logit_branch(branch_in, self.logit_diffusion_target(logits_teacher))
-            logits_for_kd = self.logits_from_branch(denoised, stats)
+        if self.logit_branch is not None:
+            raw_first = epoch <= self.raw_logit_epochs  # remedy: the raw logits are distilled, the denoiser learns
+            denoised, loss_diff_logit = self.logit_branch(None if raw_first else logits_student[:, :, None, None],
+                                                          self.logit_diffusion_target(logits_teacher))
+            if denoised is not None:
+                logits_for_kd = denoised.flatten(1)
             diffusion_terms.append(loss_diff_logit)
         losses["loss_kd_logit"] = self.kd_weight * self._logit_distillation(
             logits_for_kd, logits_teacher, target, epoch

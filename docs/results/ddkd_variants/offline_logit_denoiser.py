@@ -23,6 +23,7 @@ import torch
 
 from mdistiller_ddkd.dataset import get_dataset
 from mdistiller_ddkd.diffusion.branch import DiffusionBranch
+from mdistiller_ddkd.diffusion.variants import Variants, build_branch
 from mdistiller_ddkd.engine.cfg import load_config
 from mdistiller_ddkd.models import cifar_model_dict
 
@@ -59,7 +60,7 @@ def teacher_logits(teacher, loader, passes: int) -> torch.Tensor:
 
 def train_noise_net(targets: torch.Tensor, steps: int, seed: int, time_init: str) -> DiffusionBranch:
     torch.manual_seed(seed)
-    branch = DiffusionBranch(targets.shape[1], targets.shape[1], "1x1", time_embedding_init=time_init)
+    branch = build_branch(targets.shape[1], targets.shape[1], "1x1", Variants(zero_time_embedding=time_init == "zero"))
     opt = torch.optim.SGD(branch.noise_net.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     for step in range(steps):
         idx = torch.randint(0, targets.shape[0], (64,))
