@@ -142,9 +142,6 @@ def build_default_config() -> CN:
     return cfg
 
 
-CFG = build_default_config()
-
-
 def resolve_config_path(path: str) -> str:
     """A config file: the path itself when it exists, else the same relative path among the configs
     shipped with the package (so ``configs/cifar100/ddkd/vgg13_mv2.yaml`` works from any folder)."""
