@@ -15,7 +15,7 @@ from torch import nn
 
 from mdistiller_ddkd.distillers import distiller_dict
 from mdistiller_ddkd.distillers._stages import stage_pairs
-from mdistiller_ddkd.engine.cfg import CFG, load_config
+from mdistiller_ddkd.engine.cfg import build_default_config, load_config
 from mdistiller_ddkd.losses.attention import at_loss, at_stage_loss, attention_map, pool_to_common_size
 from mdistiller_ddkd.losses.mmd import nst_loss, nst_stage_loss, polynomial_kernel_mean
 from mdistiller_ddkd.losses.similarity import similarity_matrix, sp_loss
@@ -358,7 +358,7 @@ def test_stage_pairing_skips_the_stem_and_stops_at_the_shorter_network():
     assert [(s.item(), t.item()) for s, t in pairs] == [(1.0, -1.0), (2.0, -2.0), (3.0, -3.0)]
     torch.manual_seed(0)
     for method in ("AT", "NST", "KDSVD"):
-        cfg = CFG.clone()
+        cfg = build_default_config()
         cfg.DISTILLER.TYPE = method
         distiller_dict[method](Staged(4), Staged(5), cfg)  # 3 vs 4 stages after the stem: 3 pairs
         with pytest.raises(ValueError, match="stages"):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mdistiller_ddkd.distillers import distiller_dict
-from mdistiller_ddkd.engine.cfg import CFG
+from mdistiller_ddkd.engine.cfg import build_default_config
 from tests.helpers import CIFAR_PAIRS as PAIRS
 
 METHODS = ["KD", "DKD", "FITNET", "VID", "RKD", "PKT", "CRD", "DIST", "AT", "NST", "SP", "KDSVD"]
@@ -73,7 +73,7 @@ def expected_extra_parameters(method: str, feats_t, feats_s, cfg) -> int:
 
 
 def _cfg(method: str, pair: str):
-    cfg = CFG.clone()
+    cfg = build_default_config()
     t_name, s_name = PAIRS[pair]
     cfg.DISTILLER.TYPE = method
     cfg.DISTILLER.TEACHER, cfg.DISTILLER.STUDENT = t_name, s_name

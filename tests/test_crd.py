@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mdistiller_ddkd.dataset.crd import ContrastiveDataset
 from mdistiller_ddkd.distillers import distiller_dict
-from mdistiller_ddkd.engine.cfg import CFG
+from mdistiller_ddkd.engine.cfg import build_default_config
 from mdistiller_ddkd.losses.contrastive import contrast_scores, estimate_normalisation, momentum_update_, nce_loss
 
 
@@ -46,7 +46,7 @@ class ToyNet(nn.Module):
 
 
 def _crd_cfg(k: int, mode: str = "exact"):
-    cfg = CFG.clone()
+    cfg = build_default_config()
     cfg.DISTILLER.TYPE = "CRD"
     cfg.CRD.NCE.K = k
     cfg.CRD.MODE = mode

@@ -9,7 +9,7 @@ from torch import nn
 
 from mdistiller_ddkd.distillers import distiller_dict, get_distiller_class
 from mdistiller_ddkd.distillers._feature_align import align_spatial
-from mdistiller_ddkd.engine.cfg import CFG
+from mdistiller_ddkd.engine.cfg import build_default_config
 from tests.numpy_oracles import np_dkd, np_kd
 
 
@@ -30,7 +30,7 @@ class StandIn(nn.Module):
 
 
 def make_cfg(method: str = "DDKD", **overrides):
-    cfg = CFG.clone()
+    cfg = build_default_config()
     cfg.defrost()
     for key, value in overrides.items():
         node = cfg[method]
@@ -64,17 +64,18 @@ def run(distiller, seed=5, epoch=30):
 def test_registered_with_config_nodes_and_defaults():
     assert distiller_dict["DDKD"] is get_distiller_class("ddkd")
     assert "DIFFKD" in distiller_dict
-    c = CFG.DDKD
+    c = build_default_config().DDKD
     assert (c.CE_WEIGHT, c.DIFF_WEIGHT, c.AE_WEIGHT, c.KD_WEIGHT, c.FEAT_WEIGHT) == (1.0, 1.0, 1.0, 1.0, 1.0)
     assert (c.USE_AE, c.AE_CHANNELS, c.INFERENCE_STEPS, c.TRAIN_TIMESTEPS) == (True, 0, 5, 1000)
     assert (c.LOGIT_LOSS, c.KL_T, c.FEAT_ALIGN) == ("dkd", 1.0, "pool")
     assert c.DENOISE_FEATS and c.DENOISE_LOGITS and c.ADAPTIVE_NOISE
     assert (c.DKD.ALPHA, c.DKD.BETA, c.DKD.T, c.DKD.WARMUP) == (1.0, 8.0, 4.0, 20)
     # DIFFKD's node differs from DDKD's only in the logit loss
-    diff = CFG.DIFFKD.clone()
+    defaults = build_default_config()
+    diff = defaults.DIFFKD.clone()
     assert diff.LOGIT_LOSS == "kl"
     diff.LOGIT_LOSS = "dkd"
-    assert diff == CFG.DDKD
+    assert diff == defaults.DDKD
 
 
 def test_invalid_choices_are_rejected():

@@ -14,7 +14,7 @@ from torch import nn
 from mdistiller_ddkd.diffusion import DiffusionBranch
 from mdistiller_ddkd.diffusion.variants import VariantBranch, Variants, build_branch, standardize
 from mdistiller_ddkd.distillers import get_distiller_class
-from mdistiller_ddkd.engine.cfg import CFG
+from mdistiller_ddkd.engine.cfg import build_default_config
 from mdistiller_ddkd.errors import ConfigError
 from tests.numpy_oracles import np_dkd
 
@@ -38,7 +38,7 @@ class TinyNet(nn.Module):
 
 
 def build(seed=0, **keys):
-    cfg = CFG.clone()
+    cfg = build_default_config()
     cfg.defrost()
     for key, value in keys.items():
         cfg.DDKD[key] = value
@@ -53,8 +53,9 @@ def data(n=6, seed=1):
 
 
 def test_defaults_are_the_papers_method():
-    assert {k: CFG.DDKD[k] for k in VARIANT_DEFAULTS} == VARIANT_DEFAULTS
-    assert {k: CFG.DIFFKD[k] for k in VARIANT_DEFAULTS} == VARIANT_DEFAULTS
+    defaults = build_default_config()
+    assert {k: defaults.DDKD[k] for k in VARIANT_DEFAULTS} == VARIANT_DEFAULTS
+    assert {k: defaults.DIFFKD[k] for k in VARIANT_DEFAULTS} == VARIANT_DEFAULTS
     paper, explicit = build(), build(**VARIANT_DEFAULTS)
     assert list(paper.state_dict()) == list(explicit.state_dict())  # no extra buffer or parameter
     image, target = data()

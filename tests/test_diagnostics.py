@@ -165,11 +165,11 @@ def test_gap_metrics_follow_the_ablation_switches(overrides, absent, present):
 
 def test_gap_metrics_reject_other_methods():
     from mdistiller_ddkd.distillers import get_distiller_class
-    from mdistiller_ddkd.engine.cfg import CFG
+    from mdistiller_ddkd.engine.cfg import build_default_config
 
     from .test_ddkd import StandIn
 
-    kd = get_distiller_class("KD")(StandIn(8, 2), StandIn(8, 2), CFG)
+    kd = get_distiller_class("KD")(StandIn(8, 2), StandIn(8, 2), build_default_config())
     with pytest.raises(ValueError, match="DDKD or DIFFKD"):
         gap_metrics(kd, *ddkd_batch())
 

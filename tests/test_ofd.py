@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mdistiller_ddkd.distillers.ofd import OFD, batch_statistics, build_connector
-from mdistiller_ddkd.engine.cfg import CFG, load_config
+from mdistiller_ddkd.engine.cfg import build_default_config, load_config
 from mdistiller_ddkd.losses.ofd import ofd_loss, ofd_margin, ofd_partial_l2
 from mdistiller_ddkd.models import get_model
 from tests.helpers import CIFAR_PAIRS, REPO_ROOT
@@ -282,4 +282,5 @@ def test_imagenet_pairs_use_the_three_deepest_stages():
 
 
 def test_registry_defaults_are_mdistillers():
-    assert (CFG.OFD.LOSS.CE_WEIGHT, CFG.OFD.LOSS.FEAT_WEIGHT, CFG.OFD.CONNECTOR.KERNEL_SIZE) == (1.0, 0.001, 1)
+    ofd = build_default_config().OFD
+    assert (ofd.LOSS.CE_WEIGHT, ofd.LOSS.FEAT_WEIGHT, ofd.CONNECTOR.KERNEL_SIZE) == (1.0, 0.001, 1)

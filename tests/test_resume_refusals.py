@@ -1,6 +1,6 @@
 """``--resume`` refuses what would not continue the run (a damaged or foreign ``latest``, a config that
 changes the maths, other data, no run, a locked folder) in one line with the folder unchanged, and notes
-the harmless changes it accepts (``engine/resume.py``, ``engine/resume_check.py``)."""
+the harmless changes it accepts (``engine/resume.py``)."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def test_harmless_changes_resume_and_are_noted(capsys, run_copy):
 
 def test_resume_check_sorts_keys_into_harmless_and_maths():
     from mdistiller_ddkd.engine.cfg import build_default_config
-    from mdistiller_ddkd.engine.resume_check import config_changes, is_harmless, split_changes
+    from mdistiller_ddkd.engine.resume import config_changes, is_harmless, split_changes
 
     assert is_harmless("LOG.DIAGNOSTICS") and is_harmless("DATASET.NUM_WORKERS") and is_harmless("SOLVER.EPOCHS")
     assert not is_harmless("SOLVER.LR") and not is_harmless("EXPERIMENT.SEED") and not is_harmless("KD.TEMPERATURE")
@@ -111,3 +111,32 @@ def test_resume_check_sorts_keys_into_harmless_and_maths():
     maths, harmless = split_changes(config_changes(saved_dict, build_default_config()))
     assert [str(c) for c in maths] == ["SOLVER.LR 0.1 -> 0.05"]
     assert [str(c) for c in harmless] == ["DATASET.NUM_WORKERS 4 -> 2"]
+
+
+def test_read_latest_returns_what_it_restores_and_changes_nothing(run_copy):
+    """``read_latest`` is a pure read: the folder and this process's RNG are untouched; the progress, this rank's
+    RNG state (or, under another world size, the seed replacing it) come from ``latest`` and results.json."""
+    import json
+
+    from mdistiller_ddkd.engine.build import build_distiller
+    from mdistiller_ddkd.engine.distributed import Runtime
+    from mdistiller_ddkd.engine.resume import read_latest
+    from mdistiller_ddkd.engine.run_folder import RunFolder
+
+    prefix, folder = run_copy
+    cfg = load_config(None, tiny_run_overrides(prefix, **{"SOLVER.EPOCHS": "3"}))
+    latest = torch.load(os.path.join(folder, "latest"), weights_only=True)
+    results = json.load(open(os.path.join(folder, "results.json")))
+    distiller, _ = build_distiller(cfg, latest["num_data"], latest["model"]["student.fc.weight"].shape[0])
+    before, rng_before = snapshot(folder), torch.get_rng_state()
+    restored = read_latest(RunFolder(folder), cfg, latest["num_data"], distiller, False, Runtime(torch.device("cpu")))
+    assert snapshot(folder) == before and torch.equal(torch.get_rng_state(), rng_before)
+    progress = restored.progress
+    assert (progress.start_epoch, progress.start_step, progress.committed_epoch) == (3, 0, 2)
+    assert (progress.best_acc, progress.history) == (results["best_acc"], results["history"])
+    assert torch.equal(restored.rng["torch"], latest["rank_states"][0]["rng"]["torch"])
+    assert (restored.reseed, restored.changes, restored.where()) == (None, [], "after epoch 2")
+    two = read_latest(RunFolder(folder), cfg, latest["num_data"], distiller, False,
+                      Runtime(torch.device("cpu"), rank=1, world_size=2))
+    assert (two.rng, two.reseed, two.changes) == (None, cfg.EXPERIMENT.SEED + 1 + 1000 * 2,
+                                                  ["world size 1 -> 2 (not exact)"])

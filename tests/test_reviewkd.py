@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from mdistiller_ddkd.distillers.reviewkd import ABF, ReviewKD
-from mdistiller_ddkd.engine.cfg import CFG, load_config
+from mdistiller_ddkd.engine.cfg import build_default_config, load_config
 from mdistiller_ddkd.losses.review import hcl_level, hcl_loss
 from mdistiller_ddkd.models import get_model
 from tests.helpers import CIFAR_PAIRS, REPO_ROOT
@@ -241,7 +241,7 @@ def test_lists_left_at_the_defaults_follow_the_models_of_every_pair(pair):
     stated = _stated_levels(pair)
     path = os.path.join(REPO_ROOT, "configs", "cifar100", "reviewkd", f"{pair}.yaml")
     keys = ["SHAPES", "OUT_SHAPES", "IN_CHANNELS", "OUT_CHANNELS"]
-    defaults = [x for k in keys for x in (f"REVIEWKD.{k}", str(list(CFG.REVIEWKD[k])))]
+    defaults = [x for k in keys for x in (f"REVIEWKD.{k}", str(list(build_default_config().REVIEWKD[k])))]
     teacher, student = _models(t_name, s_name)
     auto = ReviewKD.build(student, teacher, _cfg(t_name, s_name, *defaults, path=path), 8)
     assert (auto.shapes, auto.out_shapes) == (stated["SHAPES"], stated["OUT_SHAPES"])
@@ -281,7 +281,7 @@ def test_imagenet_configs_match_the_models():
 
 
 def test_registry_defaults_are_mdistillers():
-    r = CFG.REVIEWKD
+    r = build_default_config().REVIEWKD
     defaults = (r.CE_WEIGHT, r.REVIEWKD_WEIGHT, r.WARMUP_EPOCHS, r.MAX_MID_CHANNEL, r.STU_PREACT)
     assert defaults == (1.0, 1.0, 20, 512, False)
     assert list(r.SHAPES) == list(r.OUT_SHAPES) == [1, 8, 16, 32]

@@ -1,5 +1,5 @@
 """The schedules that mirror mdistiller, checked against mdistiller's own formulas at the epochs where they
-change (and around them): the learning-rate steps (``engine/schedule.py``; mdistiller's
+change (and around them): the learning-rate steps (``engine/trainer.py``; mdistiller's
 ``adjust_learning_rate``: ``LR * DECAY_RATE ** sum(epoch > stages)`` for the 1-based epoch) and the linear
 warm-up of DKD, DDKD's DKD term and ReviewKD (mdistiller: ``min(epoch / warmup, 1)``), through the
 distillers themselves."""
@@ -12,7 +12,7 @@ import torch
 
 from mdistiller_ddkd.distillers import distiller_dict
 from mdistiller_ddkd.engine.cfg import load_config
-from mdistiller_ddkd.engine.schedule import learning_rate
+from mdistiller_ddkd.engine.trainer import learning_rate
 from mdistiller_ddkd.models import get_model
 
 

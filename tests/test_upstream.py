@@ -72,7 +72,7 @@ def test_register_adds_only_what_upstream_lacks(fake_upstream):
 def test_upstream_style_construction_and_training_step(fake_upstream):
     """Upstream builds ``Cls(student, teacher, cfg)`` from its CFG and calls forward with keywords."""
     from mdistiller_ddkd import upstream
-    from mdistiller_ddkd.engine.cfg import CFG as OUR_CFG
+    from mdistiller_ddkd.engine.cfg import build_default_config
     from mdistiller_ddkd.models import cifar_model_dict
 
     upstream.register()
@@ -80,7 +80,7 @@ def test_upstream_style_construction_and_training_step(fake_upstream):
     cfg = importlib.import_module("mdistiller.engine.cfg").CFG.clone()
     cfg.defrost()
     for key in ("DATASET", "SOLVER"):  # upstream's real CFG has these nodes; the fake one is minimal
-        cfg[key] = OUR_CFG[key].clone()
+        cfg[key] = build_default_config()[key].clone()
     cfg.DISTILLER.TYPE = "DDKD"
     torch.manual_seed(0)
     student = cifar_model_dict["resnet8"][0](num_classes=100)

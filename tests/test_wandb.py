@@ -12,7 +12,7 @@ from mdistiller_ddkd.cli.train import main as train_main
 from mdistiller_ddkd.engine.cfg import load_config
 from mdistiller_ddkd.engine.hooks import BUILTIN_HOOKS, build_hooks, wandb_hook
 from mdistiller_ddkd.engine.hooks.wandb import RUN_ID_FILE, WandbHook, read_run_id, run_id_for, split_tags
-from mdistiller_ddkd.engine.resume_check import is_harmless
+from mdistiller_ddkd.engine.resume import is_harmless
 from mdistiller_ddkd.errors import DataFileError
 from mdistiller_ddkd.suite.plan import plan_suite
 from mdistiller_ddkd.suite.spec import load_suite

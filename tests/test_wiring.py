@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from mdistiller_ddkd.distillers import distiller_dict
-from mdistiller_ddkd.engine.cfg import CFG
+from mdistiller_ddkd.engine.cfg import build_default_config
 from mdistiller_ddkd.losses.attention import at_stage_loss
 from mdistiller_ddkd.losses.contrastive import contrast_scores, estimate_normalisation, nce_loss
 from mdistiller_ddkd.losses.dist import dist_loss
@@ -239,7 +239,7 @@ SPECS: Dict[str, Spec] = {
 
 
 def _config(method: str):
-    cfg = CFG.clone()
+    cfg = build_default_config()
     cfg.DISTILLER.TYPE, cfg.DISTILLER.TEACHER, cfg.DISTILLER.STUDENT = method, "resnet8x4", "resnet8"
     for key, value in SPECS[method].overrides.items():
         *path, leaf = key.split(".")
@@ -277,7 +277,7 @@ def test_every_registered_distiller_with_a_teacher_is_covered():
 def test_configured_weights_are_not_defaults_and_distinct(method):
     overrides = SPECS[method].overrides
     for key, value in overrides.items():
-        node = CFG
+        node = build_default_config()
         for p in key.split("."):
             node = node[p]
         assert node != value, f"{key} = {value} is the default: a dropped weight would go unnoticed"

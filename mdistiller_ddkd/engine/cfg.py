@@ -9,7 +9,7 @@ files and command-line pairs may only override existing keys: an unknown key is 
 from __future__ import annotations
 
 import os
-from typing import Iterable, Optional, Sequence
+from typing import Dict, Iterable, Optional, Sequence
 
 import torch
 import yaml
@@ -21,9 +21,10 @@ from ..configs_path import packaged_config
 from ..errors import ConfigError, MissingInputError, UnknownNameError
 from ..models import model_names
 from .distributed import DEVICE_CHOICES
-from .precision import AMP_CHOICES
 from .update import registered_update_rules
 
+#: ``SOLVER.AMP`` -> the autocast dtype (None: full precision; fp16 also needs a gradient scaler)
+AMP_CHOICES: Dict[str, Optional[torch.dtype]] = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 def _experiment_and_data(cfg: CN) -> None:
     cfg.EXPERIMENT = CN()
@@ -140,9 +141,6 @@ def build_default_config() -> CN:
             cfg.DATASET[info.config_key] = info.config.clone()
     _unread_compat_keys(cfg)
     return cfg
-
-
-CFG = build_default_config()
 
 
 def resolve_config_path(path: str) -> str:

@@ -1,4 +1,11 @@
-"""``--resume``: check the run's ``latest`` against this setup, restore it exactly, repair the folder.
+"""``--resume``: compare the config with the run's, check ``latest`` against this setup, read what it restores
+(the trainer adopts it: ``Trainer.adopt``), then repair the folder and note the resume.
+
+A config key either changes the run's maths (method, models, data, schedule, batch, seed, precision, ...) or
+it does not (where output goes, how data is loaded, how far to train). Only the second kind is listed, in
+``HARMLESS_KEYS``: every other key — including keys that plugins add — changes the maths, and changing one
+refuses the resume unless the user says ``--resume-with-changes``. Harmless changes are allowed and noted in
+the worklog.
 
 A ``latest`` is refused (one line, nothing changed) when it is not a trainer checkpoint, holds more epochs
 than ``SOLVER.EPOCHS``, was trained on a different number of images, or does not fit the distiller. A
@@ -9,18 +16,115 @@ sums; a different world size cannot continue exactly and restarts the interrupte
 from __future__ import annotations
 
 import json
-from typing import Dict, List
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
+from yacs.config import CfgNode as CN
 
 from ..errors import CheckpointMismatchError, CheckpointReadError, ConfigError, ResumeMismatchError, UserError
 from ..rng import seed_everything, set_rng_state
+from .cfg import build_default_config, iter_flat, read_config_file
 from .checkpoint import describe_state_dict_mismatch
-from .resume_check import describe
-from .run_folder import LATEST
+from .distributed import Runtime
+from .run_folder import LATEST, RunFolder
 from .state import LATEST_KEYS, RunProgress, results_record
 
+# ---------------------------------------------------------------------------------------------- config
+#: keys (or prefixes ending with ".") a resumed run may change without changing what it computes:
+#: logging and output naming, data location and loading, the device and its memory layout/compilation, the
+#: teacher checkpoint path (the teacher's weights are restored from ``latest``), and the number of epochs
+#: (extending a run is what --resume is for)
+HARMLESS_KEYS: Tuple[str, ...] = (
+    "LOG.", "EXPERIMENT.PROJECT", "EXPERIMENT.NAME", "EXPERIMENT.TAG",
+    "DATASET.ROOT", "DATASET.DOWNLOAD", "DATASET.CHECK_INTEGRITY", "DATASET.NUM_WORKERS", "DATASET.TEST.BATCH_SIZE",
+    "SOLVER.EPOCHS", "SOLVER.DEVICE", "SOLVER.CHANNELS_LAST", "SOLVER.COMPILE", "DISTILLER.TEACHER_CKPT",
+)
+_ABSENT = "(absent)"
 
+
+class Change(NamedTuple):
+    key: str
+    saved: Any
+    current: Any
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.saved!r} -> {self.current!r}"
+
+
+def is_harmless(key: str) -> bool:
+    """Whether changing ``key`` on resume leaves the run's maths unchanged."""
+    return any(key.startswith(k) if k.endswith(".") else key == k for k in HARMLESS_KEYS)
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_normal(v) for v in value]
+    return value
+
+
+def _flat(mapping: Dict, prefix: str = "") -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = _normal(value)
+    return out
+
+
+def config_changes(saved: Dict, current: CN) -> List[Change]:
+    """Every leaf key whose value differs between the saved config (a nested dict) and ``current``; a key
+    the saved file lacks (added to the toolbox since) counts only if ``current`` moves it off its default."""
+    old = _flat(saved)
+    new = dict((k, _normal(v)) for k, v in iter_flat(current))
+    defaults = dict((k, _normal(v)) for k, v in iter_flat(build_default_config()))
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        before = old.get(key, defaults.get(key, _ABSENT))
+        after = new.get(key, _ABSENT)
+        if before != after:
+            changes.append(Change(key, before, after))
+    return changes
+
+
+def split_changes(changes: Iterable[Change]) -> Tuple[List[Change], List[Change]]:
+    """``(maths changes, harmless changes)``."""
+    changes = list(changes)
+    return [c for c in changes if not is_harmless(c.key)], [c for c in changes if is_harmless(c.key)]
+
+
+def check_resume_config(saved_path: str, cfg: CN, allow_changes: bool = False) -> List[Change]:
+    """The changes to note when ``cfg`` resumes the run whose config is ``saved_path``; raises
+    ``ResumeMismatchError`` (one line, listing the keys) for maths changes unless ``allow_changes``."""
+    if not os.path.isfile(saved_path):
+        return []  # a run of an older version, or of mdistiller itself: nothing to compare with
+    try:
+        saved = read_config_file(saved_path)
+    except ConfigError as err:
+        if allow_changes:
+            return []
+        raise ResumeMismatchError(f"--resume: {err}; restore it, or pass --resume-with-changes to resume "
+                                  f"without comparing configs") from None
+    changes = config_changes(saved, cfg)
+    maths, _ = split_changes(changes)
+    if maths and not allow_changes:
+        shown = ", ".join(map(str, maths[:8])) + (f", ... ({len(maths) - 8} more)" if len(maths) > 8 else "")
+        raise ResumeMismatchError(
+            f"--resume: the config differs from the run's {saved_path} in keys that change what it computes: "
+            f"{shown}. Restore them to continue this run, pass --resume-with-changes to continue it with the new "
+            f"values anyway, or start a new run (another EXPERIMENT.NAME)")
+    return changes
+
+
+def describe(changes: Iterable[Change], limit: Optional[int] = None) -> str:
+    items = [str(c) for c in changes]
+    return ", ".join(items[:limit] if limit else items)
+
+
+# ---------------------------------------------------------------------------------------------- latest
 def check_latest(state, path: str, cfg, num_data: int, distiller, allow_changes: bool) -> None:
     """Refuse a ``latest`` that is not a trainer checkpoint, or that this setup cannot continue."""
     missing = [k for k in LATEST_KEYS if not isinstance(state, dict) or k not in state]
@@ -45,85 +149,116 @@ def check_latest(state, path: str, cfg, num_data: int, distiller, allow_changes:
             f"{'; '.join(problems)} — resume with the run's own config")
 
 
-def restore_progress(state: Dict) -> RunProgress:
-    """The run's progress as ``latest`` (``state``) records it (before this rank's own state)."""
+@contextmanager
+def _damaged_as_one_line(path: str) -> Iterator[None]:
+    """A ``latest`` in the trainer's layout whose contents do not load becomes one ``CheckpointReadError``."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as err:
+        if isinstance(err, UserError):
+            raise
+        raise CheckpointReadError(f"{path} is damaged ({type(err).__name__}: {err}); restore it, or copy one of "
+                                  f"the run's epoch_N over it") from None
+
+
+def _rank_state(state: Dict, cfg, rank: int, world_size: int) -> Tuple[Dict, Optional[int], List[str]]:
+    """``(this rank's saved {"rng", "sums"}, None, [])``; under another world size there is none:
+    ``({}, the seed that replaces the RNG state, [the change, noted as inexact])``."""
+    ranks = state.get("rank_states")
+    if ranks and len(ranks) == world_size:
+        return ranks[rank], None, []
+    if world_size == 1 and not ranks:
+        return {"rng": state["rng"]}, None, []  # a latest written before rank states were saved
+    return {}, cfg.EXPERIMENT.SEED + rank + 1000 * state["epoch"], [
+        f"world size {len(ranks or [0])} -> {world_size} (not exact)"]
+
+
+def restore_progress(state: Dict, sums: Optional[Dict]) -> RunProgress:
+    """The run's progress as ``latest`` (``state``) records it. A mid-epoch ``latest`` continues inside its
+    epoch only with this rank's running sums (``sums``); without them the interrupted epoch is redone whole."""
     partial = state.get("partial")
+    inside = partial is not None and sums is not None
     return RunProgress(
-        start_epoch=partial["epoch"] if partial else state["epoch"] + 1,
-        start_step=partial["step"] if partial else 0,
+        start_epoch=partial["epoch"] if inside else state["epoch"] + 1,
+        start_step=partial["step"] if inside else 0,
         best_acc=state["best_acc"],
         best_acc_top5=state.get("best_acc_top5", -1.0),
         history=json.loads(state.get("history", "[]")),
         committed_epoch=state["epoch"],
         latest_holds=f"epoch {state['epoch']}" + (f", then epoch {partial['epoch']} up to step {partial['step']}"
                                                    if partial else ""),
+        resume_sums=sums if inside else None,
     )
 
 
-def restore_rank_state(state: Dict, progress: RunProgress, cfg, rank: int, world_size: int) -> List[str]:
-    """Set this rank's RNG state (and mid-epoch sums) from ``state``; returns the changes that make the
-    continuation inexact (another world size: the interrupted epoch is redone whole)."""
-    ranks = state.get("rank_states")
-    changes = []
-    if ranks and len(ranks) == world_size:
-        mine = ranks[rank]
-    elif world_size == 1 and not ranks:
-        mine = {"rng": state["rng"]}  # a latest written before rank states were saved
-    else:
-        mine = {}
-        seed_everything(cfg.EXPERIMENT.SEED + rank + 1000 * state["epoch"])
-        changes.append(f"world size {len(ranks or [0])} -> {world_size} (not exact)")
-    if "rng" in mine:
-        set_rng_state(mine["rng"])
-    progress.resume_sums = mine.get("sums") if state.get("partial") else None
-    if state.get("partial") and progress.resume_sums is None:
-        progress.start_epoch, progress.start_step = state["epoch"] + 1, 0  # redo the interrupted epoch whole
-    return changes
+@dataclass
+class Restored:
+    """What ``latest`` restores on one rank: the checkpoint (weights, optimizer and scaler states), the run's
+    progress (next epoch and step, best accuracies, history), this rank's RNG state or the seed that replaces
+    it, and the changes that make the continuation inexact."""
+
+    path: str
+    state: Dict
+    progress: RunProgress
+    rng: Optional[Any]
+    reseed: Optional[int]
+    changes: List[str]
+
+    def load_into(self, distiller, optimizer, scaler) -> None:
+        """Load the weights, the optimizer and scaler states, then set this rank's RNG (last: nothing of the
+        setup may draw from it after)."""
+        with _damaged_as_one_line(self.path):
+            distiller.load_state_dict(self.state["model"])
+            try:
+                optimizer.load_state_dict(self.state["optimizer"])
+                scaler.load_state_dict(self.state["scaler"])
+            except (ValueError, KeyError, RuntimeError) as err:
+                raise CheckpointMismatchError(f"the optimizer state in {self.path} does not fit this config "
+                                              f"({err}) — resume with the run's own config") from None
+            if self.reseed is not None:
+                seed_everything(self.reseed)
+            if self.rng is not None:
+                set_rng_state(self.rng)
+
+    def where(self) -> str:
+        """Where the run continues, as the worklog and the console say it."""
+        partial = self.state.get("partial")
+        if partial:
+            return f"epoch {partial['epoch']} after step {self.progress.start_step}"
+        return f"after epoch {self.state['epoch']}"
 
 
-def _load(trainer, state: Dict) -> None:
-    path = trainer.folder.file(LATEST)
-    trainer.distiller.load_state_dict(state["model"])
-    try:
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        trainer.scaler.load_state_dict(state["scaler"])
-    except (ValueError, KeyError, RuntimeError) as err:
-        raise CheckpointMismatchError(f"the optimizer state in {path} does not fit this config ({err}) — resume "
-                                      f"with the run's own config") from None
-    trainer.progress = restore_progress(state)
-    trainer.resume_changes += restore_rank_state(state, trainer.progress, trainer.cfg, trainer.runtime.rank,
-                                                 trainer.runtime.world_size)
+def read_latest(folder: RunFolder, cfg, num_data: int, distiller, allow_changes: bool,
+                runtime: Runtime) -> Restored:
+    """``latest`` of ``folder``, checked against this setup and read for this rank; a refused or damaged one
+    is one line (``UserError``). Nothing is loaded or changed: the trainer adopts the result."""
+    path = folder.file(LATEST)
+    state = folder.load_latest()
+    check_latest(state, path, cfg, num_data, distiller, allow_changes)
+    with _damaged_as_one_line(path):
+        mine, reseed, changes = _rank_state(state, cfg, runtime.rank, runtime.world_size)
+        progress = restore_progress(state, mine.get("sums"))
+    return Restored(path, state, progress, mine.get("rng"), reseed, changes)
 
 
-def resume_run(trainer) -> None:
-    """Continue ``trainer``'s run from its folder's ``latest``: check, restore, repair the derived files and
-    the records, note what changed in the worklog."""
-    path = trainer.folder.file(LATEST)
-    state = trainer.folder.load_latest()
-    check_latest(state, path, trainer.cfg, trainer.num_data, trainer.distiller, trainer.allow_changes)
-    try:
-        _load(trainer, state)
-    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as err:
-        if isinstance(err, UserError):
-            raise
-        raise CheckpointReadError(f"{path} is damaged ({type(err).__name__}: {err}); restore it, or copy one of "
-                                  f"the run's epoch_N over it") from None
-    if not trainer.runtime.is_main:
-        return
-    folder, progress, cfg = trainer.folder, trainer.progress, trainer.cfg
-    done = folder.repair(state, trainer.keep_copy)
+def record_resume(folder: RunFolder, cfg, restored: Restored, changes: Sequence, keep_copy: Callable[[int], bool],
+                  extra_parameters: int) -> None:
+    """On rank 0, once the trainer adopted ``restored``: rebuild the files that lag behind ``latest``, rewrite
+    the records and config.yaml, and note the resume and its ``changes`` in the worklog."""
+    state, progress = restored.state, restored.progress
+    done = folder.repair(state, keep_copy)
     finished = not state.get("partial") and state["epoch"] >= cfg.SOLVER.EPOCHS
-    folder.write_records(results_record(cfg, progress, trainer.distiller.get_extra_parameters(), finished))
-    where = (f"epoch {state['partial']['epoch']} after step {progress.start_step}" if state.get("partial")
-             else f"after epoch {state['epoch']}")
-    changes = describe(map(str, trainer.resume_changes)) if trainer.resume_changes else ""
-    if changes:
-        folder.note(f"resume {where}: changed {changes}")
+    folder.write_records(results_record(cfg, progress, extra_parameters, finished))
+    where = restored.where()
+    changed = describe(map(str, changes)) if changes else ""
+    if changed:
+        folder.note(f"resume {where}: changed {changed}")
     folder.write_config(cfg.dump())  # what the next --resume compares with
     if done:
         folder.note(f"resume {where}: {', '.join(done)}")
-    print(f"[mdistiller_ddkd] resumed from {path} ({where}, best {progress.best_acc:.2f})"
-          + (f"; changed {changes}" if changes else ""), flush=True)
+    print(f"[mdistiller_ddkd] resumed from {restored.path} ({where}, best {progress.best_acc:.2f})"
+          + (f"; changed {changed}" if changed else ""), flush=True)
 
 
-__all__ = ["check_latest", "restore_progress", "restore_rank_state", "resume_run"]
+__all__ = ["HARMLESS_KEYS", "Change", "Restored", "check_latest", "check_resume_config", "config_changes",
+           "describe", "is_harmless", "read_latest", "record_resume", "restore_progress", "split_changes"]

@@ -3,10 +3,10 @@
 A method plugs in through the distiller API only (``forward_train`` returning a dict of summable losses,
 ``train_batch_fields`` / ``wrap_train_set`` for the extra batch items it needs); the update is the
 ``SOLVER.TRAINER`` rule (``update/``) and extra work is done by hooks (``hooks/``). There are no per-method
-training loops. This module holds the setup phases and the loop; the rest lives beside it: what the
-checkpoints and records hold (``state.py``), ``--resume`` (``resume.py``), the stop protocol
-(``stopping.py``), accuracy bookkeeping (``metrics.py``), the learning-rate schedule (``schedule.py``),
-the output folder (``run_folder.py``).
+training loops. This module holds the setup phases (adopting what ``--resume`` read among them) and the loop
+with its learning-rate steps and autocast; the rest lives beside it: what the checkpoints and records hold
+(``state.py``), ``--resume`` (``resume.py``), the stop protocol (``stopping.py``), accuracy bookkeeping
+(``metrics.py``), the output folder (``run_folder.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import math
 import os
 import sys
 import time
+from contextlib import nullcontext
 from typing import Dict, List, Optional
 
 import torch
@@ -25,16 +26,13 @@ from ..distillers import get_distiller_class
 from ..errors import DiskError, MissingInputError, OutputExistsError, UserError
 from ..rng import seed_everything
 from .build import build_distiller
-from .cfg import output_dir_name
+from .cfg import AMP_CHOICES, output_dir_name
 from .distributed import Runtime, init_runtime, shutdown_runtime
 from .events import EventLog
 from .hooks import StepState, TrainerHook, build_hooks
 from .metrics import EpochSums, evaluate
-from .precision import AMP_CHOICES, autocast_context
-from .resume import resume_run
-from .resume_check import check_resume_config
+from .resume import Restored, check_resume_config, read_latest, record_resume
 from .run_folder import CONFIG, LATEST, RunFolder
-from .schedule import learning_rate
 from .state import RunProgress, results_record, training_state
 from .stopping import stop_between_epochs, stop_inside_epoch
 from .update import get_update_rule
@@ -44,6 +42,13 @@ class NonFiniteLossError(UserError, RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is left intact (exit code 3)."""
 
     exit_code = 3
+
+
+def learning_rate(cfg, epoch: int) -> float:
+    """mdistiller's step decay: ``LR * DECAY_RATE ** (number of stages with epoch > stage)`` (epoch 1-based),
+    so epoch ``stage`` itself still trains at the rate before the decay."""
+    passed = sum(1 for stage in cfg.SOLVER.LR_DECAY_STAGES if epoch > stage)
+    return cfg.SOLVER.LR * cfg.SOLVER.LR_DECAY_RATE**passed
 
 
 def experiment_dir(cfg) -> str:
@@ -148,12 +153,23 @@ class Trainer:
         """The state of ``latest`` (resume; the folder is repaired) or a fresh config.yaml; then the
         TensorBoard log. Nothing in the folder changes before every check has passed."""
         if resume:
-            resume_run(self)
+            restored = read_latest(self.folder, self.cfg, self.num_data, self.distiller, self.allow_changes,
+                                   self.runtime)
+            self.adopt(restored)
+            if self.runtime.is_main:
+                record_resume(self.folder, self.cfg, restored, [*self.resume_changes, *restored.changes],
+                              self.keep_copy, self.distiller.get_extra_parameters())
         elif self.runtime.is_main:
             self.folder.start(self.cfg.dump())
         if self.runtime.is_main:
             self.folder.keep()
             self.writer = EventLog(os.path.join(self.output_dir, "train.events"))
+
+    def adopt(self, restored: Restored) -> None:
+        """Continue the run ``--resume`` read: its weights, optimizer and scaler states, this rank's RNG state
+        and the run's progress."""
+        restored.load_into(self.distiller, self.optimizer, self.scaler)
+        self.progress = restored.progress
 
     def setup_hooks(self) -> None:
         """The built-in and plugins' hooks this config wants; built first, before the output folder is
@@ -179,7 +195,10 @@ class Trainer:
             getattr(hook, point)(self, *args)
 
     def autocast(self):
-        return autocast_context(self.device, self.amp_dtype)
+        """``torch.autocast`` in ``SOLVER.AMP``'s dtype, or a no-op context for full precision."""
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def keep_copy(self, epoch: int) -> bool:
         """Whether epoch ``epoch`` keeps an ``epoch_N`` copy (``LOG.SAVE_CHECKPOINT_FREQ``)."""
