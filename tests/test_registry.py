@@ -87,6 +87,15 @@ def test_every_registry_of_the_package_is_one():
         assert isinstance(registry, Registry) and len(registry) > 0, registry
 
 
+def test_an_unknown_named_suite_lists_the_named_suites():
+    from mdistiller_ddkd.suite import NAMED_SUITES, named_suite
+
+    with pytest.raises(UnknownNameError) as info:
+        named_suite("nope")
+    assert info.value.args[0] == f"unknown named suite 'nope'; valid: {', '.join(sorted(NAMED_SUITES))}"
+    assert {"table1", "mdistiller", "demo"} <= set(NAMED_SUITES)
+
+
 def test_registered_twice_is_said_in_one_place():
     sources = glob.glob(os.path.join(REPO_ROOT, "mdistiller_ddkd", "**", "*.py"), recursive=True)
     saying = []
