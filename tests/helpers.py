@@ -10,7 +10,8 @@ import json
 import os
 import subprocess
 import sys
-from typing import Dict, List, Optional
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 import torch
@@ -142,6 +143,21 @@ def train_cli(capsys, *args):
     from mdistiller_ddkd.cli.train import main as train_main
 
     return call_cli(capsys, train_main, *args)
+
+
+@contextmanager
+def registered(registry, name: str, obj) -> Iterator[None]:
+    """Within the block, ``obj`` is registered as ``name`` in ``registry`` (in place of what it held); the
+    registry is restored after."""
+    held = registry.get(name, None)
+    registry.unregister(name)
+    registry.register(name, obj)
+    try:
+        yield
+    finally:
+        registry.unregister(name)
+        if held is not None:
+            registry.register(name, held)
 
 
 def snapshot(folder: str) -> Optional[Dict[str, bytes]]:

@@ -57,7 +57,7 @@ def test_unknown_key_is_an_error_naming_it(tmp_path):
 
 
 def test_unknown_method_lists_valid_ones():
-    with pytest.raises(KeyError, match="registered: .*DKD.*KD.*NONE"):
+    with pytest.raises(KeyError, match="valid: .*DKD.*KD.*NONE"):
         load_config(None, ["DISTILLER.TYPE", "MAGIC"])
 
 

@@ -69,7 +69,7 @@ def test_defaults_are_the_papers_method():
 
 @pytest.mark.parametrize("method", ["DDKD", "DIFFKD"])
 def test_defaults_build_the_papers_branch_class(method):
-    cfg = CFG.clone()
+    cfg = build_default_config()
     torch.manual_seed(0)
     d = get_distiller_class(method)(TinyNet(16), TinyNet(24), cfg)
     assert type(d.feat_branch) is DiffusionBranch and type(d.logit_branch) is DiffusionBranch

@@ -13,10 +13,11 @@ import pytest
 from mdistiller_ddkd import docgen
 from mdistiller_ddkd.cli import make_docs
 from mdistiller_ddkd.errors import PluginError, UnknownNameError
+from mdistiller_ddkd.registry import Registry
 from mdistiller_ddkd.suite.plan import plan_suite
 from mdistiller_ddkd.suite.report import UNRANKED_COLUMNS, separated, story_conflicts
 from mdistiller_ddkd.suite.spec import load_suite
-from tests.helpers import DEMO_STUDENT_LATE_CHANGE, DEMO_TEACHER_LATE_CHANGE, REPO_ROOT
+from tests.helpers import DEMO_STUDENT_LATE_CHANGE, DEMO_TEACHER_LATE_CHANGE, REPO_ROOT, registered
 
 RESULTS = os.path.join(REPO_ROOT, docgen.RESULTS_DIR)
 
@@ -85,7 +86,9 @@ def test_blocks_are_rewritten_inline_and_on_their_own_lines(tmp_path):
         calls.append(results_dir)
         return "42"
 
-    blocks = {"answer": answer, "table": lambda d: "| a |\n|---|\n| 1 |"}
+    blocks = Registry("generated block")
+    blocks.register("answer", answer)
+    blocks.register("table", lambda d: "| a |\n|---|\n| 1 |")
     text = ("Runs: <!-- generated: answer -->5<!-- end generated --> in all.\n"
             "<!-- generated: table -->\nold\n<!-- end generated -->\n"
             "Again <!-- generated: answer -->42<!-- end generated -->.\n")
@@ -99,7 +102,7 @@ def test_blocks_are_rewritten_inline_and_on_their_own_lines(tmp_path):
         docgen.rewrite_text("<!-- generated: nope -->x<!-- end generated -->", "RESULTS", blocks)
 
 
-def test_check_lists_stale_blocks_and_the_rewrite_fixes_them(tmp_path, capsys, monkeypatch):
+def test_check_lists_stale_blocks_and_the_rewrite_fixes_them(tmp_path, capsys):
     (tmp_path / "docs").mkdir()
     page = tmp_path / "docs" / "page.md"
     page.write_text("n = <!-- generated: test-count -->0<!-- end generated -->\n")
@@ -112,15 +115,15 @@ def test_check_lists_stale_blocks_and_the_rewrite_fixes_them(tmp_path, capsys, m
         with open(os.path.join(results_dir, "count.json")) as f:
             return str(json.load(f)["count"])
 
-    monkeypatch.setitem(docgen.BLOCKS, "test-count", count)
-    assert make_docs.main(["--check", "--root", str(tmp_path)]) == 1
-    assert "stale: docs/page.md: test-count" in capsys.readouterr().out
-    assert page.read_text().startswith("n = <!-- generated: test-count -->0")  # --check changes nothing
-    assert make_docs.main(["--root", str(tmp_path)]) == 0
-    assert page.read_text() == "n = <!-- generated: test-count -->7<!-- end generated -->\n"
-    assert make_docs.main(["--check", "--root", str(tmp_path)]) == 0
-    with pytest.raises(PluginError, match="registered twice"):
-        docgen.register_block("test-count")(count)
+    with registered(docgen.BLOCKS, "test-count", count):
+        assert make_docs.main(["--check", "--root", str(tmp_path)]) == 1
+        assert "stale: docs/page.md: test-count" in capsys.readouterr().out
+        assert page.read_text().startswith("n = <!-- generated: test-count -->0")  # --check changes nothing
+        assert make_docs.main(["--root", str(tmp_path)]) == 0
+        assert page.read_text() == "n = <!-- generated: test-count -->7<!-- end generated -->\n"
+        assert make_docs.main(["--check", "--root", str(tmp_path)]) == 0
+        with pytest.raises(PluginError, match="registered twice"):
+            docgen.register_block("test-count")(lambda results_dir: "another block under the same name")
 
 
 def test_collect_needs_a_suite_folder(tmp_path, capsys):

@@ -20,7 +20,7 @@ from mdistiller_ddkd.engine.cfg import load_config
 from mdistiller_ddkd.export import FORMATS, ExportFormat
 from mdistiller_ddkd.export.formats import PT2_PREPROCESSING, onnx_runner
 from mdistiller_ddkd.models import get_model
-from tests.helpers import assert_one_line_error, call_cli, require_extra
+from tests.helpers import assert_one_line_error, call_cli, registered, require_extra
 
 
 def _student(run_dir: str, which: str = "best") -> torch.nn.Module:
@@ -115,7 +115,7 @@ def test_refusals_are_one_line_and_write_nothing(run_copy, capsys, tmp_path, mon
     assert not (tmp_path / "out").exists()
 
 
-def test_an_export_that_computes_other_logits_is_exit_1_and_leaves_no_file(run_copy, capsys, tmp_path, monkeypatch):
+def test_an_export_that_computes_other_logits_is_exit_1_and_leaves_no_file(run_copy, capsys, tmp_path):
     """A real ONNX export run by a runtime that is off by 1e-3: the tool's own check refuses it."""
     require_extra("onnxruntime", "export")
     _, run_dir = run_copy
@@ -125,10 +125,10 @@ def test_an_export_that_computes_other_logits_is_exit_1_and_leaves_no_file(run_c
         run = onnx_runner(data)
         return lambda images: run(images) + 1e-3
 
-    monkeypatch.setitem(FORMATS, "onnx", ExportFormat("onnx", ".onnx", real.modules, real.extra, real.serialize,
-                                                      shifted, "ONNX Runtime (shifted)"))
     out = tmp_path / "student.onnx"
-    code, _, err = call_cli(capsys, export_main, run_dir, "--format", "onnx", "--out", str(out))
+    with registered(FORMATS, "onnx", ExportFormat("onnx", ".onnx", real.modules, real.extra, real.serialize, shifted,
+                                                  "ONNX Runtime (shifted)")):
+        code, _, err = call_cli(capsys, export_main, run_dir, "--format", "onnx", "--out", str(out))
     assert code == 1 and "Traceback" in err and "ExportMismatchError" in err and "bug:" in err
     assert "differs from the checkpoint by up to 0.001" in err and "nothing was written" in err
     assert sorted(os.listdir(tmp_path)) == ["copy"]  # the run's copy only: no export, no sidecar, no temporary file

@@ -288,7 +288,7 @@ def test_plugins_are_loaded_for_planning_and_passed_to_every_run(tmp_path, capsy
         assert suite_main([str(suite), "--plugins", "no_such_plugin_module", "--dry-run"]) == 2
         assert "no_such_plugin_module" in capsys.readouterr().err
     finally:
-        distiller_dict.pop("SUITEPLUGINKD", None)
+        distiller_dict.unregister("SUITEPLUGINKD")
         sys.modules.pop("suite_test_plugin", None)
 
 
@@ -332,7 +332,7 @@ def test_mdistiller_suite_lists_what_it_cannot_run_with_the_reason(capsys):
         code = suite_main(["mdistiller", "--seeds", "1", "--methods", "ZZSUITEONLY,KD", "--dry-run"])
         out = capsys.readouterr().out.splitlines()
     finally:
-        distiller_dict.pop("ZZSUITEONLY", None)
+        distiller_dict.unregister("ZZSUITEONLY")
     assert code == 0
     commands = [line for line in out if not line.startswith("#")]
     assert len(commands) == 11 and all(_value(line, "DISTILLER.TYPE") == "KD" for line in commands)

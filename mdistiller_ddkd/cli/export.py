@@ -25,8 +25,9 @@ from ..plugins import add_plugins_argument, plugins_from_args
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(prog="ddkd-export", description=__doc__.split("\n\n")[0], epilog=EXIT_CODES_HELP)
     parser.add_argument("run_dir", help="output folder of a training run (holds config.yaml and student_best)")
-    parser.add_argument("--format", required=True, choices=sorted(FORMATS),
-                        help="onnx (ONNX Runtime) or pt2 (torch.export; replaces TorchScript, deprecated in PyTorch)")
+    parser.add_argument("--format", required=True, metavar="|".join(FORMATS.names()),
+                        help="onnx (ONNX Runtime) or pt2 (torch.export; replaces TorchScript, deprecated in PyTorch); "
+                        "plugins may add formats")
     parser.add_argument("--out", required=True, metavar="FILE", help="the file to write (and FILE.json beside it)")
     parser.add_argument("--checkpoint", choices=sorted(STUDENT_CHECKPOINTS), default="best",
                         help="student_best (default) or student_latest")
@@ -43,11 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(argv: List[str]) -> int:
     args = build_parser().parse_intermixed_args(argv)
     plugins_from_args(args)
+    export_format = FORMATS.get(args.format)  # after the plugins: they may register formats
     if args.images < 1:
         raise ConfigError(f"--images must be at least 1, got {args.images}")
     if not args.tolerance > 0:
         raise ConfigError(f"--tolerance must be positive, got {args.tolerance}")
-    report = export_run(args.run_dir, FORMATS[args.format], args.out, args.checkpoint, list(args.opts), args.images,
+    report = export_run(args.run_dir, export_format, args.out, args.checkpoint, list(args.opts), args.images,
                         tolerance=args.tolerance)
     print(f"checked with {report.runtime} on {report.checked_on}")
     print(f"max |logit difference| export vs checkpoint: {report.max_abs_diff:.3g} (tolerance {args.tolerance:g})")

@@ -11,13 +11,13 @@ methods' probe images have its ``input_size``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch.utils.data import Dataset
 from yacs.config import CfgNode
 
-from ..errors import UnknownNameError
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,8 @@ class DatasetInfo:
         return self.name.upper()
 
 
-DATASETS: Dict[str, DatasetInfo] = {}
+#: ``DATASET.TYPE`` -> its registration
+DATASETS: Registry[DatasetInfo] = Registry("dataset (DATASET.TYPE)")
 
 
 def register_dataset(name: str, model_zoo: str = "cifar", input_size: Sequence[int] = (32, 32),
@@ -77,10 +78,8 @@ def register_dataset(name: str, model_zoo: str = "cifar", input_size: Sequence[i
     normalisation ``(mean, std)``."""
 
     def wrap(builder):
-        if name in DATASETS and DATASETS[name].builder is not builder:
-            raise ValueError(f"dataset {name!r} is registered twice")
-        DATASETS[name] = DatasetInfo(name, builder, model_zoo, (int(input_size[0]), int(input_size[1])), config,
-                                     mean_std)
+        DATASETS.register(name, DatasetInfo(name, builder, model_zoo, (int(input_size[0]), int(input_size[1])),
+                                            config, mean_std))
         return builder
 
     return wrap
@@ -88,16 +87,12 @@ def register_dataset(name: str, model_zoo: str = "cifar", input_size: Sequence[i
 
 def registered_datasets() -> List[str]:
     """The valid values of ``DATASET.TYPE``."""
-    return sorted(DATASETS)
+    return DATASETS.names()
 
 
 def dataset_info(name: str) -> DatasetInfo:
     """The registration of ``DATASET.TYPE == name``; an unknown name lists the registered ones."""
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise UnknownNameError(f"unknown DATASET.TYPE {name!r}; registered: "
-                               f"{', '.join(registered_datasets())}") from None
+    return DATASETS.get(name)
 
 
 def build_splits(cfg) -> DatasetSplits:

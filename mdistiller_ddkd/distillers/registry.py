@@ -3,30 +3,28 @@ declares the method's config node, so that a new method is one new file in this 
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Type
+from typing import Callable, Optional, Type
 
 from yacs.config import CfgNode
 
-from ..errors import UnknownNameError
+from ..registry import Registry
 
-distiller_dict: Dict[str, type] = {}
-config_nodes: Dict[str, CfgNode] = {}
+#: method name (upper case; looked up case-insensitively) -> class, as mdistiller's ``distiller_dict``
+distiller_dict: Registry[type] = Registry("method (DISTILLER.TYPE)", normalize=str.upper)
+#: top-level config node name -> its default node (``CFG[name]``)
+config_nodes: Registry[CfgNode] = Registry("method config node")
 
 
 def register_distiller(name: str, config: Optional[CfgNode] = None) -> Callable[[Type], Type]:
     """Class decorator: register ``cls`` as ``distiller_dict[name]`` and, when given, ``config`` as the
     default config node ``CFG[name]`` (several methods may share a node; it is declared once)."""
-    key = name.upper()
+    key = distiller_dict.key(name)
 
     def wrap(cls: Type) -> Type:
-        if key in distiller_dict and distiller_dict[key] is not cls:
-            raise ValueError(f"distiller {key!r} is registered twice ({distiller_dict[key]} and {cls})")
-        distiller_dict[key] = cls
+        distiller_dict.register(key, cls)
         cls.registry_name = key
         if config is not None:
-            if key in config_nodes and config_nodes[key] is not config:
-                raise ValueError(f"config node {key!r} is declared twice")
-            config_nodes[key] = config
+            config_nodes.register(key, config)
         return cls
 
     return wrap
@@ -34,17 +32,9 @@ def register_distiller(name: str, config: Optional[CfgNode] = None) -> Callable[
 
 def declare_config_node(name: str, node: CfgNode) -> CfgNode:
     """Declare a config node that no single distiller owns (e.g. one shared by two methods)."""
-    if name in config_nodes and config_nodes[name] is not node:
-        raise ValueError(f"config node {name!r} is declared twice")
-    config_nodes[name] = node
-    return node
+    return config_nodes.register(name, node)
 
 
 def get_distiller_class(name: str) -> type:
-    """Look a distiller up by name; an unknown name lists the valid ones."""
-    try:
-        return distiller_dict[name.upper()]
-    except KeyError:
-        raise UnknownNameError(
-            f"unknown distiller {name!r} (DISTILLER.TYPE); registered: {', '.join(sorted(distiller_dict))}"
-        ) from None
+    """Look a distiller up by name (any case); an unknown name lists the valid ones."""
+    return distiller_dict.get(name)

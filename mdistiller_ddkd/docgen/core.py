@@ -29,8 +29,9 @@ import re
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..engine.cfg import build_default_config, iter_flat, load_config
-from ..errors import DataFileError, MissingInputError, PluginError, UnknownNameError
+from ..errors import DataFileError, MissingInputError, UnknownNameError
 from ..fileio import write_text_atomic
+from ..registry import Registry
 from ..suite.execute import MANIFEST
 from ..suite.plan import read_results
 from ..suite.report import RunResult, Table, build_tables, method_order
@@ -43,21 +44,15 @@ BLOCK_MARKERS = re.compile(r"<!-- generated: ([\w.-]+) -->(.*?)<!-- end generate
 
 BlockFunction = Callable[[str], str]
 #: name -> function(results_dir) -> Markdown; see :func:`register_block`
-BLOCKS: Dict[str, BlockFunction] = {}
+BLOCKS: Registry[BlockFunction] = Registry("generated block")
 
 
 def register_block(name: str) -> Callable[[BlockFunction], BlockFunction]:
     """Decorator: the function makes the block ``name`` from a results folder."""
-    def decorate(function: BlockFunction) -> BlockFunction:
-        if name in BLOCKS:
-            raise PluginError(f"generated block {name!r} is registered twice")
-        BLOCKS[name] = function
-        return function
-
-    return decorate
+    return BLOCKS.register(name)
 
 
-def rewrite_text(text: str, results_dir: str, blocks: Optional[Dict[str, BlockFunction]] = None
+def rewrite_text(text: str, results_dir: str, blocks: Optional[Registry[BlockFunction]] = None
                  ) -> Tuple[str, List[str]]:
     """``(text with every generated block made anew, names of the blocks whose content changed)``. A block
     written on its own lines keeps its content on lines between the markers; an inline block stays inline."""
@@ -67,10 +62,8 @@ def rewrite_text(text: str, results_dir: str, blocks: Optional[Dict[str, BlockFu
 
     def replace(match: "re.Match[str]") -> str:
         name, old = match.group(1), match.group(2)
-        if name not in blocks:
-            raise UnknownNameError(f"unknown generated block {name!r}; known: {', '.join(sorted(blocks))}")
         if name not in cache:
-            cache[name] = blocks[name](results_dir).strip("\n")
+            cache[name] = blocks.get(name)(results_dir).strip("\n")
         new = f"\n{cache[name]}\n" if old.startswith("\n") else cache[name]
         if new != old:
             changed.append(name)
@@ -93,7 +86,7 @@ def doc_files(root: str, patterns: Sequence[str] = DOC_PATTERNS) -> List[str]:
 
 
 def update_docs(root: str = ".", results_dir: Optional[str] = None, check: bool = False,
-                blocks: Optional[Dict[str, BlockFunction]] = None) -> List[str]:
+                blocks: Optional[Registry[BlockFunction]] = None) -> List[str]:
     """Rewrite the generated blocks of every page under ``root`` (``check``: only compare); returns
     ``"page: block"`` for each block that was (or, with ``check``, would be) changed."""
     results_dir = results_dir or os.path.join(root, RESULTS_DIR)
@@ -105,7 +98,7 @@ def update_docs(root: str = ".", results_dir: Optional[str] = None, check: bool 
         try:
             new, changed = rewrite_text(text, results_dir, blocks)
         except UnknownNameError as err:
-            raise UnknownNameError(f"{page}: {err}") from None
+            raise UnknownNameError(f"{page}: {err.args[0]}") from None
         stale += [f"{page}: {name}" for name in changed]
         if changed and not check:
             write_text_atomic(path, new)

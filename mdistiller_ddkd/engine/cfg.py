@@ -19,9 +19,10 @@ from .. import dataset as _datasets  # registers every dataset and its config no
 from .. import distillers as _distillers  # registers every method and its config node
 from ..configs_path import packaged_config
 from ..errors import ConfigError, MissingInputError, UnknownNameError
-from ..models import model_names
+from ..models import model_zoo, zoo_for
+from ..registry import Registry
 from .distributed import DEVICE_CHOICES
-from .update import registered_update_rules
+from .update import UPDATE_RULES
 
 #: ``SOLVER.AMP`` -> the autocast dtype (None: full precision; fp16 also needs a gradient scaler)
 AMP_CHOICES: Dict[str, Optional[torch.dtype]] = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -130,17 +131,20 @@ def build_default_config() -> CN:
     """A fresh default config: the base nodes, every registered method's node and every registered
     dataset's node (``DATASET.<NAME>``)."""
     cfg = _base_config()
-    for name, node in sorted(_distillers.config_nodes.items()):
-        if name in cfg:
-            raise ValueError(f"config node {name!r} is declared by a method and by the base config")
-        cfg[name] = node.clone()
-    for info in _datasets.DATASETS.values():
-        if info.config is not None:
-            if info.config_key in cfg.DATASET:
-                raise ValueError(f"config node DATASET.{info.config_key} is declared twice")
-            cfg.DATASET[info.config_key] = info.config.clone()
+    _add_nodes(cfg, "config node", sorted(_distillers.config_nodes.items()))
+    _add_nodes(cfg.DATASET, "config node (DATASET.<NAME>)",
+               [(info.config_key, info.config) for info in _datasets.DATASETS.values() if info.config is not None])
     _unread_compat_keys(cfg)
     return cfg
+
+
+def _add_nodes(cfg: CN, kind: str, nodes: Sequence) -> None:
+    """Add ``(key, node)`` copies to ``cfg``; a key it already holds is refused (the registry's duplicate check)."""
+    keys: Registry = Registry(kind)
+    for key, value in [*cfg.items(), *nodes]:
+        keys.register(key, value)
+    for key, node in nodes:
+        cfg[key] = node.clone()
 
 
 def resolve_config_path(path: str) -> str:
@@ -209,17 +213,17 @@ def load_config(cfg_file: Optional[str] = None, opts: Sequence[str] = (), base: 
 
 
 def _choices():
-    """(node, key) -> the valid values; registries supply the open-ended ones."""
+    """(node, key) -> the valid values; registries supply the open-ended ones (and their message)."""
 
     return {
         ("SOLVER", "DEVICE"): DEVICE_CHOICES,
         ("SOLVER", "AMP"): tuple(AMP_CHOICES),
         ("SOLVER", "TYPE"): ("SGD",),
-        ("SOLVER", "TRAINER"): registered_update_rules(),
-        ("DATASET", "TYPE"): _datasets.registered_datasets(),
-        ("DISTILLER", "TYPE"): sorted(_distillers.distiller_dict),
-        ("DISTILLER", "STUDENT"): lambda cfg: model_names(cfg.DATASET.TYPE),
-        ("DISTILLER", "TEACHER"): lambda cfg: model_names(cfg.DATASET.TYPE),
+        ("SOLVER", "TRAINER"): UPDATE_RULES,
+        ("DATASET", "TYPE"): _datasets.DATASETS,
+        ("DISTILLER", "TYPE"): _distillers.distiller_dict,
+        ("DISTILLER", "STUDENT"): lambda cfg: model_zoo(zoo_for(cfg.DATASET.TYPE)),
+        ("DISTILLER", "TEACHER"): lambda cfg: model_zoo(zoo_for(cfg.DATASET.TYPE)),
     }
 
 
@@ -230,12 +234,10 @@ def validate_config(cfg: CN) -> None:
         if callable(choices):
             choices = choices(cfg)
         value = cfg[node][key]
-        if key == "TYPE" and node == "DISTILLER":
-            value = str(value).upper()
-        if value not in choices:
-            if (node, key) == ("DISTILLER", "TYPE"):
-                _distillers.get_distiller_class(cfg.DISTILLER.TYPE)  # raises UnknownNameError listing the methods
-            raise UnknownNameError(f"{node}.{key} = {cfg[node][key]!r} is not one of {', '.join(map(str, choices))}")
+        if isinstance(choices, Registry):
+            choices.get(value)  # an unknown name raises the registry's message, listing the valid ones
+        elif value not in choices:
+            raise UnknownNameError(f"{node}.{key} = {value!r} is not one of {', '.join(map(str, choices))}")
     _check_unread_compat_keys(cfg)
     _check_values(cfg)
     _check_device_available(cfg)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..registry import Registry
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 #: the name of the input and the output of every export
@@ -105,9 +106,11 @@ def pt2_runner(data: bytes) -> Runner:
     return run
 
 
-#: the formats ``ddkd-export --format`` offers
-FORMATS: Dict[str, ExportFormat] = {
-    "onnx": ExportFormat("onnx", ".onnx", ("onnx", "onnxscript", "onnxruntime"), "export", onnx_bytes, onnx_runner,
-                         "ONNX Runtime"),
-    "pt2": ExportFormat("pt2", ".pt2", ("torch.export",), "export", pt2_bytes, pt2_runner, "torch.export.load"),
-}
+#: the formats ``ddkd-export --format`` offers (a plugin may register more)
+FORMATS: Registry[ExportFormat] = Registry("export format (--format)")
+for _format in (
+    ExportFormat("onnx", ".onnx", ("onnx", "onnxscript", "onnxruntime"), "export", onnx_bytes, onnx_runner,
+                 "ONNX Runtime"),
+    ExportFormat("pt2", ".pt2", ("torch.export",), "export", pt2_bytes, pt2_runner, "torch.export.load"),
+):
+    FORMATS.register(_format.name, _format)

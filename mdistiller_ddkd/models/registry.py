@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, List, Mapping, Optional, Tuple
 
 from torch import nn
 
 from ..dataset.registry import dataset_info
-from ..errors import ConfigError, UnknownNameError
+from ..errors import ConfigError
+from ..registry import Registry
 
 #: a zoo entry: (builder(num_classes=...[, pretrained=...]), default teacher checkpoint path or None)
 ZooEntry = Tuple[Callable[..., nn.Module], Optional[str]]
 
-#: zoo name -> {model name -> entry}
-MODEL_ZOOS: Dict[str, Dict[str, ZooEntry]] = {}
+#: zoo name -> its models (model name -> entry)
+MODEL_ZOOS: Registry[Registry[ZooEntry]] = Registry("model zoo")
 
 
-def register_zoo(zoo: str, models: Dict[str, ZooEntry]) -> Dict[str, ZooEntry]:
-    """Make ``models`` (name -> entry, e.g. mdistiller's ``cifar_model_dict``) the zoo ``zoo``; returns it."""
-    if zoo in MODEL_ZOOS and MODEL_ZOOS[zoo] is not models:
-        raise ValueError(f"model zoo {zoo!r} is registered twice")
-    MODEL_ZOOS[zoo] = models
-    return models
+def _new_zoo(zoo: str) -> Registry[ZooEntry]:
+    return Registry(f"{zoo} model (DISTILLER.TEACHER / STUDENT)")
+
+
+def register_zoo(zoo: str, models: Mapping[str, ZooEntry]) -> Registry[ZooEntry]:
+    """Make ``models`` (name -> entry, e.g. mdistiller's ``cifar_model_dict``) the zoo ``zoo``; returns the
+    zoo's registry (a mapping, as mdistiller's dict)."""
+    registry = _new_zoo(zoo)
+    for name, entry in models.items():
+        registry.register(name, entry)
+    return MODEL_ZOOS.register(zoo, registry)
 
 
 def register_model(name: str, zoo: str = "cifar", checkpoint: Optional[str] = None) -> Callable:
@@ -30,21 +36,18 @@ def register_model(name: str, zoo: str = "cifar", checkpoint: Optional[str] = No
     its default teacher checkpoint (relative to the working directory) when one is released."""
 
     def wrap(builder):
-        models = MODEL_ZOOS.setdefault(zoo, {})
-        if name in models and models[name][0] is not builder:
-            raise ValueError(f"model {name!r} is registered twice in zoo {zoo!r}")
-        models[name] = (builder, checkpoint)
+        models = MODEL_ZOOS.get(zoo, None)
+        if models is None:
+            models = MODEL_ZOOS.register(zoo, _new_zoo(zoo))
+        models.register(name, (builder, checkpoint))
         return builder
 
     return wrap
 
 
-def model_zoo(zoo: str) -> Dict[str, ZooEntry]:
+def model_zoo(zoo: str) -> Registry[ZooEntry]:
     """The models of ``zoo``; an unknown zoo lists the known ones."""
-    try:
-        return MODEL_ZOOS[zoo]
-    except KeyError:
-        raise UnknownNameError(f"unknown model zoo {zoo!r}; known: {', '.join(sorted(MODEL_ZOOS))}") from None
+    return MODEL_ZOOS.get(zoo)
 
 
 def zoo_for(dataset: str) -> str:
@@ -57,7 +60,7 @@ def zoo_for(dataset: str) -> str:
 
 def model_names(dataset: str) -> List[str]:
     """The valid ``DISTILLER.TEACHER`` / ``STUDENT`` names for ``dataset`` (a dataset or zoo name)."""
-    return sorted(model_zoo(zoo_for(dataset)))
+    return model_zoo(zoo_for(dataset)).names()
 
 
 def get_model(name: str, dataset: str = "cifar100", num_classes: int = 100, pretrained: bool = False) -> nn.Module:
@@ -67,11 +70,7 @@ def get_model(name: str, dataset: str = "cifar100", num_classes: int = 100, pret
     IMAGENET1K_V1 weights, needing network access or the file in the torch hub cache); for others it
     raises ValueError: load a teacher checkpoint instead. An unknown name lists the valid ones.
     """
-    zoo = zoo_for(dataset)
-    models = model_zoo(zoo)
-    if name not in models:
-        raise UnknownNameError(f"unknown model {name!r} for {dataset} (zoo {zoo!r}); valid: {', '.join(models)}")
-    builder, checkpoint = models[name]
+    builder, checkpoint = model_zoo(zoo_for(dataset)).get(name)
     takes_pretrained = "pretrained" in inspect.signature(builder).parameters
     if pretrained and not takes_pretrained:
         raise ConfigError(

@@ -105,7 +105,7 @@ class Plan:
                        + "\n".join(lines))
         if self.unknown_methods:
             out.append(f"suite {self.suite.name!r}: method(s) {', '.join(self.unknown_methods)} not registered "
-                       f"(registered: {', '.join(sorted(distiller_dict))})")
+                       f"(registered: {', '.join(distiller_dict.names())})")
         return out
 
     def not_runnable_lines(self) -> List[str]:

@@ -36,6 +36,7 @@ import yaml
 from ..distillers import distiller_dict
 from ..errors import ConfigError, MissingInputError, UnknownNameError
 from ..pairs import pairs_of
+from ..registry import Registry
 from .paper import PAIR_NAMES, PAPER_TABLES, pair_name, table_methods, table_rows
 from .report import method_order
 
@@ -161,20 +162,16 @@ def mdistiller_suite() -> SuiteSpec:
 
 
 #: name -> builder of every named suite (built on demand: the paper's tables are read, the registry asked)
-_NAMED_SUITE_BUILDERS: Dict[str, Callable[[], SuiteSpec]] = {
-    **{table: partial(_paper_suite, table) for table in PAPER_TABLES},
-    "mdistiller": mdistiller_suite,
-    "demo": demo_suite,
-}
+_NAMED_SUITE_BUILDERS: Registry[Callable[[], SuiteSpec]] = Registry("named suite")
+for _name, _builder in [*((table, partial(_paper_suite, table)) for table in PAPER_TABLES),
+                        ("mdistiller", mdistiller_suite), ("demo", demo_suite)]:
+    _NAMED_SUITE_BUILDERS.register(_name, _builder)
 NAMED_SUITES = tuple(_NAMED_SUITE_BUILDERS)
 
 
 def named_suite(name: str) -> SuiteSpec:
-    """A named suite (:data:`NAMED_SUITES`), built now."""
-    if name not in _NAMED_SUITE_BUILDERS:
-        raise UnknownNameError(f"unknown suite {name!r}: named suites are {', '.join(NAMED_SUITES)}, "
-                               f"or give a YAML file")
-    return _NAMED_SUITE_BUILDERS[name]()
+    """A named suite (:data:`NAMED_SUITES`), built now; an unknown name lists the named suites."""
+    return _NAMED_SUITE_BUILDERS.get(name)()
 
 
 def suite_from_dict(data: dict, default_name: str = "suite") -> SuiteSpec:

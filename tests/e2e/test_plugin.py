@@ -79,7 +79,7 @@ def test_plugin_method_trains_through_an_entry_point_with_gpu_augment(teacher_ru
 
 
 @pytest.mark.parametrize("plugins, expected", [
-    ([], "DATASET.TYPE = 'mirror_digits' is not one of"),
+    ([], "unknown dataset (DATASET.TYPE) 'mirror_digits'; valid: "),
     (["--plugins", "no_such_plugin_module"], "cannot import plugin module 'no_such_plugin_module'"),
 ])
 def test_a_missing_plugin_is_one_line_and_exit_code_2(plugins, expected, tmp_path):
@@ -97,15 +97,15 @@ def example_plugin(monkeypatch):
     from mdistiller_ddkd.distillers import config_nodes, distiller_dict
     from mdistiller_ddkd.models import MODEL_ZOOS
 
-    saved = [(registry, dict(registry)) for registry in (DATASETS, MODEL_ZOOS, distiller_dict, config_nodes)]
+    saved = [(registry, set(registry)) for registry in (DATASETS, MODEL_ZOOS, distiller_dict, config_nodes)]
     monkeypatch.syspath_prepend(EXAMPLE_DIR)
     sys.modules.pop(MODULE, None)
     try:
         yield importlib.import_module(MODULE)
     finally:
-        for registry, content in saved:
-            registry.clear()
-            registry.update(content)
+        for registry, names in saved:
+            for name in set(registry) - names:
+                registry.unregister(name)
         sys.modules.pop(MODULE, None)
 
 

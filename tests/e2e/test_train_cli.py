@@ -76,7 +76,7 @@ def test_mismatched_teacher_checkpoint_lists_the_differences(tiny_cifar_root, tm
 
 def test_unknown_method_and_key_are_clear_errors(tmp_path):
     proc = run_cli([TRAIN, "DISTILLER.TYPE", "MAGIC"], cwd=str(tmp_path))
-    assert proc.returncode == 2 and "registered:" in proc.stderr and "DKD" in proc.stderr
+    assert proc.returncode == 2 and "valid:" in proc.stderr and "DKD" in proc.stderr
     proc = run_cli([TRAIN, "SOLVER.NOT_A_KEY", "1"], cwd=str(tmp_path))
     assert proc.returncode == 2 and "SOLVER.NOT_A_KEY" in proc.stderr and proc.stderr.count("\n") == 1
 

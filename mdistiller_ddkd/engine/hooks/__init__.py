@@ -7,19 +7,19 @@ from __future__ import annotations
 
 from typing import List, Sequence
 
-from .base import HOOK_FACTORIES, HookFactory, StepState, TrainerHook, register_hook
+from .base import HOOKS, HookFactory, StepState, TrainerHook, register_hook
 from .diagnostics import DiagnosticsHook, diagnostics_hook
 from .wandb import WandbHook, wandb_hook
 
 #: the built-in hook factories, in the order their hooks run (plugins' hooks follow)
-BUILTIN_HOOKS: Sequence[HookFactory] = (diagnostics_hook, wandb_hook)
+BUILTIN_HOOKS: Sequence[HookFactory] = (register_hook(diagnostics_hook, "diagnostics"),
+                                        register_hook(wandb_hook, "wandb"))
 
 
 def build_hooks(cfg) -> List[TrainerHook]:
-    """The hooks the built-in and the registered factories want for ``cfg``, in that order."""
-    factories = [*BUILTIN_HOOKS, *(f for f in HOOK_FACTORIES if f not in BUILTIN_HOOKS)]
-    return [hook for hook in (factory(cfg) for factory in factories) if hook is not None]
+    """The hooks the registered factories (the built-in ones first) want for ``cfg``, in that order."""
+    return [hook for hook in (factory(cfg) for factory in HOOKS.values()) if hook is not None]
 
 
-__all__ = ["BUILTIN_HOOKS", "DiagnosticsHook", "HookFactory", "StepState", "TrainerHook", "WandbHook", "build_hooks",
-           "diagnostics_hook", "register_hook", "wandb_hook"]
+__all__ = ["BUILTIN_HOOKS", "HOOKS", "DiagnosticsHook", "HookFactory", "StepState", "TrainerHook", "WandbHook",
+           "build_hooks", "diagnostics_hook", "register_hook", "wandb_hook"]

@@ -1,16 +1,18 @@
 """The hook interface: extra work at named points of training, without touching the loop.
 
 A hook subclasses ``TrainerHook`` and overrides what it needs; a factory ``factory(cfg) -> TrainerHook or
-None`` (None: not wanted by this config) is either built in (``engine/hooks/__init__.py`` lists them) or
-registered by a plugin with ``register_hook(factory)``.
+None`` (None: not wanted by this config) is registered with ``register_hook(factory)``: the built-in ones
+by ``engine/hooks/__init__.py``, others by plugins.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Optional
 
 import torch
+
+from ...registry import Registry
 
 
 @dataclass
@@ -48,13 +50,12 @@ class TrainerHook:
 
 
 HookFactory = Callable[[object], Optional[TrainerHook]]
-#: factories registered by plugins (the built-in ones are listed in ``engine/hooks/__init__.py``)
-HOOK_FACTORIES: List[HookFactory] = []
+#: name -> factory, in the order their hooks run: the built-in ones (``engine/hooks/__init__.py``), then
+#: those plugins register
+HOOKS: Registry[HookFactory] = Registry("trainer hook")
 
 
-def register_hook(factory: HookFactory) -> HookFactory:
-    """Add ``factory(cfg)`` to the hooks every trainer builds, after the built-in ones (usable as a
-    decorator)."""
-    if factory not in HOOK_FACTORIES:
-        HOOK_FACTORIES.append(factory)
-    return factory
+def register_hook(factory: HookFactory, name: Optional[str] = None) -> HookFactory:
+    """Add ``factory(cfg)`` to the hooks every trainer builds, after those registered before (usable as a
+    decorator); ``name`` defaults to the factory's ``module.qualname``."""
+    return HOOKS.register(name or f"{factory.__module__}.{factory.__qualname__}", factory)

@@ -13,9 +13,10 @@ from typing import Callable, Dict, List, Optional, Type
 import torch
 from torch import nn
 
-from ...errors import UnknownNameError
+from ...registry import Registry
 
-UPDATE_RULES: Dict[str, Type["UpdateRule"]] = {}
+#: ``SOLVER.TRAINER`` -> the rule class
+UPDATE_RULES: Registry[Type["UpdateRule"]] = Registry("update rule (SOLVER.TRAINER)")
 
 
 def register_update_rule(*names: str) -> Callable[[Type["UpdateRule"]], Type["UpdateRule"]]:
@@ -23,9 +24,7 @@ def register_update_rule(*names: str) -> Callable[[Type["UpdateRule"]], Type["Up
 
     def wrap(cls):
         for name in names:
-            if name in UPDATE_RULES and UPDATE_RULES[name] is not cls:
-                raise ValueError(f"update rule {name!r} is registered twice")
-            UPDATE_RULES[name] = cls
+            UPDATE_RULES.register(name, cls)
         return cls
 
     return wrap
@@ -33,15 +32,12 @@ def register_update_rule(*names: str) -> Callable[[Type["UpdateRule"]], Type["Up
 
 def registered_update_rules() -> List[str]:
     """The valid values of ``SOLVER.TRAINER``."""
-    return sorted(UPDATE_RULES)
+    return UPDATE_RULES.names()
 
 
 def get_update_rule(name: str) -> Type["UpdateRule"]:
-    try:
-        return UPDATE_RULES[name]
-    except KeyError:
-        raise UnknownNameError(f"unknown SOLVER.TRAINER {name!r}; registered: "
-                               f"{', '.join(registered_update_rules())}") from None
+    """The rule class of ``SOLVER.TRAINER == name``; an unknown name lists the registered ones."""
+    return UPDATE_RULES.get(name)
 
 
 class UpdateRule:

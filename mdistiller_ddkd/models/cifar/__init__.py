@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Mapping
 
 from torch import nn
 
-from ..registry import register_zoo
+from ..registry import ZooEntry, register_zoo
 from .mobilenetv2 import MobileNetV2, mobile_half
 from .resnet import (
     resnet8,
@@ -65,7 +65,7 @@ _BUILDERS: Dict[str, Callable[..., nn.Module]] = {
 }
 
 #: name -> (builder(num_classes=...), default teacher checkpoint path or None)
-cifar_model_dict: Dict[str, Tuple[Callable[..., nn.Module], Optional[str]]] = register_zoo("cifar", {
+cifar_model_dict: Mapping[str, ZooEntry] = register_zoo("cifar", {
     name: (builder, _released_checkpoint(name) if name in CIFAR_TEACHERS else None)
     for name, builder in _BUILDERS.items()
 })

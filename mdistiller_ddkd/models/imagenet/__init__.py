@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Tuple
+from typing import Mapping
 
-from torch import nn
-
-from ..registry import register_zoo
+from ..registry import ZooEntry, register_zoo
 from .mobilenetv1 import MobileNetV1
 from .resnet import ResNet18, ResNet34, ResNet50, ResNet101, load_torchvision_weights
 
 #: name -> (builder(num_classes=..., pretrained=...), None)
-imagenet_model_dict: Dict[str, Tuple[Callable[..., nn.Module], Optional[str]]] = register_zoo("imagenet", {
+imagenet_model_dict: Mapping[str, ZooEntry] = register_zoo("imagenet", {
     "ResNet18": (ResNet18, None),
     "ResNet34": (ResNet34, None),
     "ResNet50": (ResNet50, None),
