@@ -175,7 +175,7 @@ def test_two_run_suite_runs_then_is_skipped(tiny_suite):
     for run in manifest["runs"].values():
         assert run["state"] == "done" and run["threads"] == 1 and 0 < run["seconds"] <= manifest["seconds"]
     assert manifest["machine"]["cores"] >= 1 and "torch" in manifest["machine"]
-    from mdistiller_ddkd.docgen import collect_suite, suite_table
+    from dev.docgen import collect_suite, suite_table
 
     collected = collect_suite(str(tmp_path / "out" / "two"))
     kd = next(r for r in collected["runs"] if r["method"] == "KD")

@@ -9,7 +9,7 @@ seeds found, with their number (one run: the value alone, no std), the paper's v
 Ranks: within a row, the student's columns (Student and the methods, not the Teacher) with at least two
 runs are ranked by mean, but two of them are ordered only when their means differ by more than twice the
 larger standard error (SE = std/√n, :func:`separated`); otherwise they tie, and a cell's rank is the range
-of places it could take (``rank 1–3``). :func:`story_conflicts` compares two tables by the same rule.
+of places it could take (``rank 1–3``).
 """
 
 from __future__ import annotations
@@ -106,35 +106,6 @@ def rank_ranges(cells: Dict[str, Cell]) -> Dict[str, Tuple[int, int]]:
         below = sum(1 for o in others if o.mean < cell.mean)
         out[column] = (1 + above, len(ranked) - below)
     return out
-
-
-def story_conflicts(a: "Table", b: "Table", names: Tuple[str, str] = ("first", "second")) -> List[str]:
-    """Where two tables of the same runs (e.g. on two machines) tell contradicting stories: a pair of ranked
-    cells that each table orders (:func:`separated`), one way round in one and the other way in the other; one
-    line each, empty when none. A pair one table orders and the other shows as a tie is no contradiction — the
-    tie claims no order — whichever way its means lie."""
-    conflicts = []
-    for pair, x, y, (ax, ay), (bx, by) in _shared_pairs(a, b):
-        if separated(ax, ay) and separated(bx, by) and (ax.mean - ay.mean) * (bx.mean - by.mean) < 0:
-            conflicts.append(f"{pair}: {names[0]} orders {x} {_fmt(ax.mean)} vs {y} {_fmt(ay.mean)}, "
-                             f"{names[1]} {x} {_fmt(bx.mean)} vs {y} {_fmt(by.mean)}")
-    return conflicts
-
-
-def _shared_pairs(a: "Table", b: "Table"):
-    """``(row pair, column x, column y, (cell x, cell y) in a, (cell x, cell y) in b)`` for every two ranked
-    columns that both tables fill in the same row, each with runs."""
-    rows_b = {row.pair: row for row in b.rows}
-    for row_a in a.rows:
-        row_b = rows_b.get(row_a.pair)
-        if row_b is None:
-            continue
-        columns = [c for c in a.columns if c not in UNRANKED_COLUMNS and c in row_a.cells and c in row_b.cells]
-        for i, x in enumerate(columns):
-            for y in columns[i + 1:]:
-                cells_a, cells_b = (row_a.cells[x], row_a.cells[y]), (row_b.cells[x], row_b.cells[y])
-                if all(cell.n for cell in (*cells_a, *cells_b)):
-                    yield row_a.pair, x, y, cells_a, cells_b
 
 
 @dataclass

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from mdistiller_ddkd.docgen import late_change
+from dev.docgen import late_change
 from mdistiller_ddkd.suite.report import RANK_LEGEND
 from tests.helpers import DEMO_STUDENT_LATE_CHANGE, DEMO_TEACHER_LATE_CHANGE, REPO_ROOT, run_cli
 
