@@ -488,3 +488,12 @@ def test_suite_report_and_table_write_plots_or_say_how_to_install(tmp_path, caps
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as without the [plot] extra
     assert table_main([root, "--plot", str(tmp_path / "p")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {INSTALL_HINT}"
+
+
+def test_plotting_a_folder_without_results_names_it(tmp_path):
+    from mdistiller_ddkd.diagnostics.plots import plot_run
+    from mdistiller_ddkd.errors import MissingInputError
+
+    with pytest.raises(MissingInputError, match=r"holds no readable results\.json"):
+        plot_run(str(tmp_path), str(tmp_path / "plots"))
+    assert not os.path.exists(tmp_path / "plots")

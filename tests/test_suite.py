@@ -4,6 +4,7 @@ threads per run."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -233,6 +234,32 @@ def test_plan_status_and_resume_command(tmp_path):
     with open(os.path.join(kd.output_dir, "results.json"), "w") as f:
         json.dump({"finished": True, "epoch": 12}, f)
     assert kd.status() == "finished"
+
+
+def test_the_local_scheduler_reads_each_running_runs_results_once_per_poll(tmp_path, monkeypatch):
+    """Each poll reads the results of each run it watches once (the ended run's too: read after the poll), and
+    a run's start reads them once; here the 'training' is a process that sleeps and exits 1 without results."""
+    from mdistiller_ddkd.suite import execute as scheduler
+
+    spec = restrict(load_suite("demo"), methods=["KD"])
+    spec.output = str(tmp_path)
+    plan = plan_suite(spec)
+    reads, per_poll, real_read, real_watch = [], [], scheduler.read_results, scheduler._Execution.watch
+    monkeypatch.setattr(scheduler, "read_results", lambda run_dir: reads.append(run_dir) or real_read(run_dir))
+
+    def watch(execution):
+        watched, before = [item.run.output_dir for item in execution.active], len(reads)
+        real_watch(execution)
+        per_poll.append((reads[before:], watched))
+
+    monkeypatch.setattr(scheduler._Execution, "watch", watch)
+    outcome = scheduler.execute_plan(plan, jobs=1, gpus=[], launcher=[sys.executable, "-c", "import time; "
+                                     "time.sleep(0.3); raise SystemExit(1)"], stream=io.StringIO(),
+                                     poll_seconds=0.02, threads=1)
+    teacher = next(run for run in plan.runs if not run.after)
+    assert outcome.states[teacher.name] == "failed" and outcome.count("blocked") == len(plan.runs) - 1
+    assert len(per_poll) > 3 and all(read == watched for read, watched in per_poll)
+    assert len(reads) == 1 + sum(len(read) for read, _ in per_poll)  # + the start's
 
 
 # ------------------------------------------------------------- pairs, subcommands, plugins, mdistiller

@@ -18,8 +18,8 @@ import torch
 
 from ..errors import disk_errors
 from ..fileio import write_text_atomic
-from .job import current_epoch
-from .plan import Plan, Run, log_tail, read_results
+from ..results_file import read_results, results_epoch
+from .plan import Plan, Run, log_tail
 from .progress import Progress
 from .records import SuiteRecords
 
@@ -168,13 +168,15 @@ class _Execution:
                 continue
             gpu = self._free_gpu()
             self.pending.remove(run)
-            self.records.note(run.name, event="start", job_id=None, epoch=current_epoch(run.output_dir))
+            results = read_results(run.output_dir)
+            self.records.note(run.name, event="start", job_id=None, epoch=results_epoch(results))
             self.active.append(_start(run, gpu, None if gpu is not None else self.threads, self.launcher))
-            resumed = read_results(run.output_dir) if "--resume" in self.active[-1].process.args else None
+            resumed = results if "--resume" in self.active[-1].process.args else None
             self.progress.started(self.index[run.name], run, gpu, resumed)
 
     def watch(self) -> None:
-        """Report new epochs of the running processes and settle the ones that ended."""
+        """Report new epochs of the running processes and settle the ones that ended; each run's results are
+        read once, after its process was polled (so an ended run's are final)."""
         for item in list(self.active):
             code = item.process.poll()
             i = self.index[item.run.name]
@@ -188,9 +190,8 @@ class _Execution:
             self.active.remove(item)
             elapsed = time.time() - item.started
             self.outcome.runs[item.run.name] = {"threads": item.threads, "gpu": item.gpu, "seconds": round(elapsed, 1)}
-            results = read_results(item.run.output_dir)
-            self.records.note(item.run.name, event="end", job_id=None, code=code,
-                              epoch=current_epoch(item.run.output_dir), requeue=False)
+            self.records.note(item.run.name, event="end", job_id=None, code=code, epoch=results_epoch(results),
+                              requeue=False)
             if code == 0 and results and results.get("finished"):
                 self.outcome.states[item.run.name] = "done"
                 self.progress.finished(i, item.run, results, elapsed)
@@ -211,7 +212,8 @@ class _Execution:
                 item.process.kill()
             item.log.close()
             self.records.note(item.run.name, event="end", job_id=None, code=item.process.wait(),
-                              epoch=current_epoch(item.run.output_dir), requeue=False, reason="interrupted")
+                              epoch=results_epoch(read_results(item.run.output_dir)), requeue=False,
+                              reason="interrupted")
         self.progress.interrupted([a.run for a in self.active])
 
 

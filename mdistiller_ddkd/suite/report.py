@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import ConfigError, MissingInputError
+from ..results_file import RESULTS, read_results
 from ..tables import markdown_table
 from .paper import pair_name, paper_pairs, paper_value
 
@@ -143,16 +144,14 @@ def load_results(roots: Iterable[str], include_unfinished: bool = False) -> List
             raise MissingInputError(f"no such folder: {root}")
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
-            if "results.json" not in filenames:
+            if RESULTS not in filenames:
                 continue
-            path = os.path.realpath(os.path.join(dirpath, "results.json"))
+            path = os.path.realpath(os.path.join(dirpath, RESULTS))
             if path in seen:
                 continue
             seen.add(path)
-            try:
-                with open(path, encoding="utf-8") as f:
-                    data = json.load(f)
-            except (OSError, ValueError):
+            data = read_results(dirpath)
+            if data is None:
                 continue  # being rewritten or damaged: not a result
             if not data.get("finished") and not include_unfinished:
                 continue
