@@ -88,24 +88,24 @@ def test_demo_dry_run_trains_one_teacher_first_for_every_seed(capsys):
 
 
 def test_runs_at_a_time_and_threads_per_run(monkeypatch):
-    from mdistiller_ddkd.suite import execute
+    from mdistiller_ddkd.suite import local_scheduler, machine
 
     demo, table2 = load_suite("demo").jobs, load_suite("table2").jobs
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(execute, "available_cores", lambda: 2)
-    assert execute.jobs_and_threads(demo, None, None, gpus=[]) == (2, 1)  # the demo: 2 runs x 1 thread on 2 cores
-    assert execute.jobs_and_threads(table2, None, None, gpus=[]) == (1, 2)
-    assert execute.jobs_and_threads(demo, None, 2, gpus=[]) == (1, 2)  # 2 threads each: one run at a time
+    monkeypatch.setattr(machine, "available_cores", lambda: 2)
+    assert machine.jobs_and_threads(demo, None, None, gpus=[]) == (2, 1)  # the demo: 2 runs x 1 thread on 2 cores
+    assert machine.jobs_and_threads(table2, None, None, gpus=[]) == (1, 2)
+    assert machine.jobs_and_threads(demo, None, 2, gpus=[]) == (1, 2)  # 2 threads each: one run at a time
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    assert execute.jobs_and_threads(demo, None, None, gpus=[]) == (1, 2)  # the same from the environment
-    assert execute.jobs_and_threads(demo, 3, None, gpus=[]) == (3, 2)  # --jobs is taken as given
-    monkeypatch.setattr(execute, "available_cores", lambda: 16)
-    assert execute.jobs_and_threads(demo, None, 4, gpus=[]) == (2, 4)
-    assert execute.jobs_and_threads(demo, None, None, gpus=["0", "1"]) == (2, None)  # GPUs: no thread setting
+    assert machine.jobs_and_threads(demo, None, None, gpus=[]) == (1, 2)  # the same from the environment
+    assert machine.jobs_and_threads(demo, 3, None, gpus=[]) == (3, 2)  # --jobs is taken as given
+    monkeypatch.setattr(machine, "available_cores", lambda: 16)
+    assert machine.jobs_and_threads(demo, None, 4, gpus=[]) == (2, 4)
+    assert machine.jobs_and_threads(demo, None, None, gpus=["0", "1"]) == (2, None)  # GPUs: no thread setting
     monkeypatch.delenv("OMP_NUM_THREADS")
-    assert execute.jobs_and_threads(demo, None, None, gpus=[]) == (2, 8)
-    assert execute.child_env(None, 3)["OMP_NUM_THREADS"] == "3"
-    gpu_env = execute.child_env("1", None)
+    assert machine.jobs_and_threads(demo, None, None, gpus=[]) == (2, 8)
+    assert local_scheduler.child_env(None, 3)["OMP_NUM_THREADS"] == "3"
+    gpu_env = local_scheduler.child_env("1", None)
     assert gpu_env["CUDA_VISIBLE_DEVICES"] == "1" and "OMP_NUM_THREADS" not in gpu_env
     assert suite_main(["demo", "--threads", "0"]) == 2
 
@@ -239,7 +239,7 @@ def test_plan_status_and_resume_command(tmp_path):
 def test_the_local_scheduler_reads_each_running_runs_results_once_per_poll(tmp_path, monkeypatch):
     """Each poll reads the results of each run it watches once (the ended run's too: read after the poll), and
     a run's start reads them once; here the 'training' is a process that sleeps and exits 1 without results."""
-    from mdistiller_ddkd.suite import execute as scheduler
+    from mdistiller_ddkd.suite import local_scheduler as scheduler
 
     spec = restrict(load_suite("demo"), methods=["KD"])
     spec.output = str(tmp_path)

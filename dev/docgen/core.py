@@ -32,7 +32,7 @@ from mdistiller_ddkd.engine.cfg import build_default_config, iter_flat, load_con
 from mdistiller_ddkd.errors import DataFileError, MissingInputError, PluginError, UnknownNameError
 from mdistiller_ddkd.fileio import write_text_atomic
 from mdistiller_ddkd.results_file import read_results
-from mdistiller_ddkd.suite.execute import MANIFEST
+from mdistiller_ddkd.suite.manifest import MANIFEST
 from mdistiller_ddkd.suite.report import RunResult, Table, build_tables, method_order
 
 #: where the committed results live, relative to the repository root

@@ -1,6 +1,6 @@
 """Suites of runs (methods x pairs x seeds), their execution and the paper-style result tables."""
 
-from .execute import Outcome, execute_plan
+from .local_scheduler import Outcome, execute_plan
 from .plan import NotRunnable, Plan, Run, plan_suite, shell_command
 from .report import build_tables, load_results, render, suite_report
 from .spec import NAMED_SUITES, Pair, SuiteSpec, load_suite, named_suite, registered_methods, restrict
