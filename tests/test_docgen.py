@@ -14,7 +14,7 @@ from dev import docgen, make_docs
 from dev.docgen.story import story_conflicts
 from mdistiller_ddkd.errors import PluginError, UnknownNameError
 from mdistiller_ddkd.suite.plan import plan_suite
-from mdistiller_ddkd.suite.report import UNRANKED_COLUMNS, Cell, Row, Table, separated
+from mdistiller_ddkd.suite.result_tables import UNRANKED_COLUMNS, Cell, Row, Table, separated
 from mdistiller_ddkd.suite.spec import load_suite
 from tests.helpers import DEMO_STUDENT_LATE_CHANGE, DEMO_TEACHER_LATE_CHANGE, REPO_ROOT
 

@@ -13,14 +13,8 @@ import pytest
 
 from mdistiller_ddkd.cli.table import main as table_main
 from mdistiller_ddkd.suite.paper import paper_value
-from mdistiller_ddkd.suite.report import (
-    Cell,
-    build_tables,
-    load_results,
-    rank_ranges,
-    render,
-    separated,
-)
+from mdistiller_ddkd.suite.result_tables import Cell, build_tables, load_results, rank_ranges, separated
+from mdistiller_ddkd.suite.table_formats import render
 
 
 def write_run(root, name, method, teacher, student, seed, best, last, dataset="cifar100", finished=True,
@@ -125,7 +119,7 @@ def test_cli(runs, capsys):
 
 # ------------------------------------------------------------------------- the one Markdown formatter
 def test_markdown_table_layout_and_alignment():
-    from mdistiller_ddkd.tables import markdown_table
+    from mdistiller_ddkd.markdown_table import markdown_table
 
     text = markdown_table(["method", "ms", "note"], [["KD", 1.5, ""], ["DKD", "12.0", "x"]], align="lrc")
     assert text == ("| method | ms | note |\n"

@@ -11,7 +11,7 @@ from typing import Dict, List, Tuple
 
 from mdistiller_ddkd.bench.breakdown import breakdown_table, profile_table
 from mdistiller_ddkd.bench.step import markdown_table as step_table
-from mdistiller_ddkd.tables import markdown_table
+from mdistiller_ddkd.markdown_table import markdown_table
 
 from .core import read_results_file, register_block
 

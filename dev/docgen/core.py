@@ -33,7 +33,7 @@ from mdistiller_ddkd.errors import DataFileError, MissingInputError, PluginError
 from mdistiller_ddkd.fileio import write_text_atomic
 from mdistiller_ddkd.results_file import read_results
 from mdistiller_ddkd.suite.manifest import MANIFEST
-from mdistiller_ddkd.suite.report import RunResult, Table, build_tables, method_order
+from mdistiller_ddkd.suite.result_tables import RunResult, Table, build_tables, method_order
 
 #: where the committed results live, relative to the repository root
 RESULTS_DIR = os.path.join("docs", "results")

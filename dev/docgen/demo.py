@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 from typing import Dict, Iterable, List, Sequence, Tuple
 
+from mdistiller_ddkd.markdown_table import markdown_table
 from mdistiller_ddkd.suite.progress import format_seconds
-from mdistiller_ddkd.suite.report import UNRANKED_COLUMNS, Table, method_order, separated, to_markdown
-from mdistiller_ddkd.tables import markdown_table
+from mdistiller_ddkd.suite.result_tables import UNRANKED_COLUMNS, Table, method_order, separated
+from mdistiller_ddkd.suite.table_formats import to_markdown
 
 from .core import BlockFunction, read_results_file, register_block, suite_table
 from .story import story_conflicts

@@ -1,11 +1,11 @@
 """Whether two result tables of the same runs (e.g. on two machines) tell the same story, by the table's own
-ranking rule (:func:`mdistiller_ddkd.suite.report.separated`): the docs' demo-story block and its test."""
+ranking rule (:func:`mdistiller_ddkd.suite.result_tables.separated`): the docs' demo-story block and its test."""
 
 from __future__ import annotations
 
 from typing import Iterator, List, Tuple
 
-from mdistiller_ddkd.suite.report import UNRANKED_COLUMNS, Cell, Table, separated
+from mdistiller_ddkd.suite.result_tables import UNRANKED_COLUMNS, Cell, Table, separated
 
 CellPair = Tuple[Cell, Cell]
 

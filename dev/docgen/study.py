@@ -8,8 +8,8 @@ import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from mdistiller_ddkd.suite.report import Cell
-from mdistiller_ddkd.tables import markdown_table
+from mdistiller_ddkd.markdown_table import markdown_table
+from mdistiller_ddkd.suite.result_tables import Cell
 
 from .core import read_results_file, register_block
 

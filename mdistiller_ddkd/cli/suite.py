@@ -28,10 +28,10 @@ from ..plugins import add_plugins_argument, plugins_from_args, split_modules
 from ..suite.executors import Executor, LocalExecutor, SlurmExecutor
 from ..suite.machine import detect_gpus, jobs_and_threads
 from ..suite.plan import plan_suite
-from ..suite.report import suite_report
 from ..suite.slurm import DEFAULT_SIGNAL_LEAD, SlurmOptions
 from ..suite.spec import NAMED_SUITES, SuiteSpec, load_suite, restrict, seeds_from_option
 from ..suite.status import render_status, suite_status
+from ..suite.table_formats import suite_report
 from .table import add_table_arguments, run_table, write_plots
 
 SUBCOMMANDS = ("run", "report", "status")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Dict, List, Sequence
 
 from ..errors import MissingInputError
-from ..plotting import pyplot, save_figure, series
+from ..matplotlib_support import pyplot, save_figure, series
 from ..results_file import RESULTS, read_results
 
 # ------------------------------------------------------------------------------------------------ one run

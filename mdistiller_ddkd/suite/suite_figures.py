@@ -7,11 +7,11 @@ import math
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..diagnostics.plots import plot_run
-from ..plotting import pyplot, require_matplotlib, save_figure, series
+from ..diagnostics.run_figures import plot_run
+from ..matplotlib_support import pyplot, require_matplotlib, save_figure, series
 from ..results_file import read_results
 from .paper import pair_name
-from .report import build_tables, load_results, method_order
+from .result_tables import build_tables, load_results, method_order
 
 
 def _history(run_path: str) -> List[Dict]:
