@@ -360,7 +360,7 @@ def _is_png(path: str) -> bool:
 
 def test_run_plots_are_valid_pngs(ddkd_runs, tmp_path):
     pytest.importorskip("matplotlib", reason="matplotlib is the optional [plot] extra; PNG checks skipped")
-    from mdistiller_ddkd.diagnostics.plots import plot_run
+    from mdistiller_ddkd.diagnostics.run_figures import plot_run
 
     paths = plot_run(ddkd_runs["on"][2], str(tmp_path / "plots"))
     assert sorted(os.path.basename(p) for p in paths) == ["accuracy.png", "gamma.png", "gap.png", "gradients.png"]
@@ -381,7 +381,7 @@ def _fake_run(root, method, seed, accs, teacher="resnet20", student="resnet8"):
 
 def test_suite_plots_are_valid_pngs(tmp_path):
     pytest.importorskip("matplotlib", reason="matplotlib is the optional [plot] extra; PNG checks skipped")
-    from mdistiller_ddkd.suite.plots import plot_suite
+    from mdistiller_ddkd.suite.suite_figures import plot_suite
 
     root = str(tmp_path / "suite")
     for seed, shift in ((0, 0.0), (1, 2.0)):
@@ -399,9 +399,9 @@ def test_plots_without_matplotlib_say_how_to_install(ddkd_runs, tmp_path, monkey
     import sys
 
     from mdistiller_ddkd.cli.diagnose import main
-    from mdistiller_ddkd.diagnostics.plots import plot_run
-    from mdistiller_ddkd.plotting import INSTALL_HINT, PlotUnavailableError
-    from mdistiller_ddkd.suite.plots import plot_suite
+    from mdistiller_ddkd.diagnostics.run_figures import plot_run
+    from mdistiller_ddkd.matplotlib_support import INSTALL_HINT, PlotUnavailableError
+    from mdistiller_ddkd.suite.suite_figures import plot_suite
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
     with pytest.raises(PlotUnavailableError, match=r"pip install 'mdistiller-ddkd\[plot\]'"):
@@ -474,7 +474,7 @@ def test_suite_report_and_table_write_plots_or_say_how_to_install(tmp_path, caps
 
     from mdistiller_ddkd.cli.suite import main as suite_main
     from mdistiller_ddkd.cli.table import main as table_main
-    from mdistiller_ddkd.plotting import INSTALL_HINT
+    from mdistiller_ddkd.matplotlib_support import INSTALL_HINT
 
     root = str(tmp_path / "suite")
     _fake_run(root, "KD", 0, [40.0, 60.0])
@@ -488,3 +488,12 @@ def test_suite_report_and_table_write_plots_or_say_how_to_install(tmp_path, caps
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as without the [plot] extra
     assert table_main([root, "--plot", str(tmp_path / "p")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {INSTALL_HINT}"
+
+
+def test_plotting_a_folder_without_results_names_it(tmp_path):
+    from mdistiller_ddkd.diagnostics.run_figures import plot_run
+    from mdistiller_ddkd.errors import MissingInputError
+
+    with pytest.raises(MissingInputError, match=r"holds no readable results\.json"):
+        plot_run(str(tmp_path), str(tmp_path / "plots"))
+    assert not os.path.exists(tmp_path / "plots")

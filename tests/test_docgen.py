@@ -1,5 +1,5 @@
 """The docs' generated numbers: every ``<!-- generated: NAME -->`` block of README.md and docs/*.md equals
-what mdistiller_ddkd.docgen makes from the committed results in docs/results/; those results are complete
+what dev/docgen makes from the committed results in docs/results/; those results are complete
 runs of the demo as configured now; the 1-thread and 2-thread runs tell the same story (no pair that both
 tables order, by more than twice the larger SE, is ordered the other way round); and the block machinery."""
 
@@ -10,12 +10,12 @@ import os
 
 import pytest
 
-from mdistiller_ddkd import docgen
-from mdistiller_ddkd.cli import make_docs
+from dev import docgen, make_docs
+from dev.docgen.story import story_conflicts
 from mdistiller_ddkd.errors import PluginError, UnknownNameError
 from mdistiller_ddkd.registry import Registry
 from mdistiller_ddkd.suite.plan import plan_suite
-from mdistiller_ddkd.suite.report import UNRANKED_COLUMNS, separated, story_conflicts
+from mdistiller_ddkd.suite.result_tables import UNRANKED_COLUMNS, Cell, Row, Table, separated
 from mdistiller_ddkd.suite.spec import load_suite
 from tests.helpers import DEMO_STUDENT_LATE_CHANGE, DEMO_TEACHER_LATE_CHANGE, REPO_ROOT, registered
 
@@ -141,7 +141,7 @@ def test_late_change_and_roles():
 
 
 def test_a_step_benchmark_under_other_conditions_is_its_own_row_named_by_its_allocator(tmp_path):
-    from mdistiller_ddkd.docgen.bench import allocator_label, step_results
+    from dev.docgen.bench import allocator_label, step_results
 
     folder = tmp_path / "bench"
     folder.mkdir()
@@ -155,3 +155,28 @@ def test_a_step_benchmark_under_other_conditions_is_its_own_row_named_by_its_all
     assert allocator_label(found[("res32x4_res8x4", 1, "")][0]) == "default"
     assert allocator_label(found[("res32x4_res8x4", 1, "tuned-malloc")][0]) == "`MALLOC_TRIM_THRESHOLD_=1`"
     assert allocator_label({"method": "DKD"}) == "default"  # results written before the field existed
+
+
+def _cell(*values: float) -> Cell:
+    return Cell(list(values))
+
+
+def _table(cells: dict) -> Table:
+    return Table("synthetic", "best", 1, ["Teacher", *cells], [Row("resnet20", "resnet8", cells)])
+
+
+def test_story_conflicts_name_a_pair_the_two_tables_order_the_other_way_round():
+    one = _table({"Student": _cell(80.0, 81.0, 82.0), "KD": _cell(95.0, 96.0, 97.0), "DKD": _cell(94.0, 97.0, 99.0)})
+    same = _table({"Student": _cell(85.0, 70.0, 88.0), "KD": _cell(97.0, 96.5, 96.0), "DKD": _cell(94.0, 96.0, 98.0)})
+    assert story_conflicts(one, same) == []  # KD vs DKD tie in `one`, so their order may change
+    # ordered in `one`, a tie in `tied` whose means lie the other way round: the tie claims no order
+    tied = _table({"Student": _cell(90.0, 99.0, 99.6), "KD": _cell(95.0, 96.0, 97.0), "DKD": _cell(94.0, 97.0, 99.0)})
+    assert not separated(tied.rows[0].cells["Student"], tied.rows[0].cells["KD"])
+    assert tied.rows[0].cells["Student"].mean > tied.rows[0].cells["KD"].mean
+    assert story_conflicts(one, tied) == [] and story_conflicts(tied, one) == []
+    reversed_ = _table({"Student": _cell(97.0, 98.0, 99.0), "KD": _cell(95.0, 96.0, 97.0),
+                        "DKD": _cell(95.0, 96.0, 97.0)})
+    conflicts = story_conflicts(one, reversed_, ("1 thread", "2 threads"))
+    assert conflicts == [
+        "resnet20_resnet8: 1 thread orders Student 81.00 vs KD 96.00, 2 threads Student 98.00 vs KD 96.00",
+        "resnet20_resnet8: 1 thread orders Student 81.00 vs DKD 96.67, 2 threads Student 98.00 vs DKD 96.00"]

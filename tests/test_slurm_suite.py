@@ -12,10 +12,10 @@ import pytest
 
 from mdistiller_ddkd.cli.suite import main as suite_main
 from mdistiller_ddkd.errors import ConfigError
-from mdistiller_ddkd.suite.job import run_job
 from mdistiller_ddkd.suite.plan import plan_suite
 from mdistiller_ddkd.suite.records import SuiteRecords
 from mdistiller_ddkd.suite.slurm import SlurmOptions, job_script, time_limit_seconds
+from mdistiller_ddkd.suite.slurm_job import run_job
 from mdistiller_ddkd.suite.spec import suite_from_dict
 from mdistiller_ddkd.suite.status import render_status, suite_status
 from tests.helpers import assert_one_line_error, call_cli

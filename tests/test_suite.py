@@ -4,6 +4,7 @@ threads per run."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -87,24 +88,24 @@ def test_demo_dry_run_trains_one_teacher_first_for_every_seed(capsys):
 
 
 def test_runs_at_a_time_and_threads_per_run(monkeypatch):
-    from mdistiller_ddkd.suite import execute
+    from mdistiller_ddkd.suite import local_scheduler, machine
 
     demo, table2 = load_suite("demo").jobs, load_suite("table2").jobs
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(execute, "available_cores", lambda: 2)
-    assert execute.jobs_and_threads(demo, None, None, gpus=[]) == (2, 1)  # the demo: 2 runs x 1 thread on 2 cores
-    assert execute.jobs_and_threads(table2, None, None, gpus=[]) == (1, 2)
-    assert execute.jobs_and_threads(demo, None, 2, gpus=[]) == (1, 2)  # 2 threads each: one run at a time
+    monkeypatch.setattr(machine, "available_cores", lambda: 2)
+    assert machine.jobs_and_threads(demo, None, None, gpus=[]) == (2, 1)  # the demo: 2 runs x 1 thread on 2 cores
+    assert machine.jobs_and_threads(table2, None, None, gpus=[]) == (1, 2)
+    assert machine.jobs_and_threads(demo, None, 2, gpus=[]) == (1, 2)  # 2 threads each: one run at a time
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    assert execute.jobs_and_threads(demo, None, None, gpus=[]) == (1, 2)  # the same from the environment
-    assert execute.jobs_and_threads(demo, 3, None, gpus=[]) == (3, 2)  # --jobs is taken as given
-    monkeypatch.setattr(execute, "available_cores", lambda: 16)
-    assert execute.jobs_and_threads(demo, None, 4, gpus=[]) == (2, 4)
-    assert execute.jobs_and_threads(demo, None, None, gpus=["0", "1"]) == (2, None)  # GPUs: no thread setting
+    assert machine.jobs_and_threads(demo, None, None, gpus=[]) == (1, 2)  # the same from the environment
+    assert machine.jobs_and_threads(demo, 3, None, gpus=[]) == (3, 2)  # --jobs is taken as given
+    monkeypatch.setattr(machine, "available_cores", lambda: 16)
+    assert machine.jobs_and_threads(demo, None, 4, gpus=[]) == (2, 4)
+    assert machine.jobs_and_threads(demo, None, None, gpus=["0", "1"]) == (2, None)  # GPUs: no thread setting
     monkeypatch.delenv("OMP_NUM_THREADS")
-    assert execute.jobs_and_threads(demo, None, None, gpus=[]) == (2, 8)
-    assert execute.child_env(None, 3)["OMP_NUM_THREADS"] == "3"
-    gpu_env = execute.child_env("1", None)
+    assert machine.jobs_and_threads(demo, None, None, gpus=[]) == (2, 8)
+    assert local_scheduler.child_env(None, 3)["OMP_NUM_THREADS"] == "3"
+    gpu_env = local_scheduler.child_env("1", None)
     assert gpu_env["CUDA_VISIBLE_DEVICES"] == "1" and "OMP_NUM_THREADS" not in gpu_env
     assert suite_main(["demo", "--threads", "0"]) == 2
 
@@ -175,7 +176,7 @@ def test_two_run_suite_runs_then_is_skipped(tiny_suite):
     for run in manifest["runs"].values():
         assert run["state"] == "done" and run["threads"] == 1 and 0 < run["seconds"] <= manifest["seconds"]
     assert manifest["machine"]["cores"] >= 1 and "torch" in manifest["machine"]
-    from mdistiller_ddkd.docgen import collect_suite, suite_table
+    from dev.docgen import collect_suite, suite_table
 
     collected = collect_suite(str(tmp_path / "out" / "two"))
     kd = next(r for r in collected["runs"] if r["method"] == "KD")
@@ -233,6 +234,32 @@ def test_plan_status_and_resume_command(tmp_path):
     with open(os.path.join(kd.output_dir, "results.json"), "w") as f:
         json.dump({"finished": True, "epoch": 12}, f)
     assert kd.status() == "finished"
+
+
+def test_the_local_scheduler_reads_each_running_runs_results_once_per_poll(tmp_path, monkeypatch):
+    """Each poll reads the results of each run it watches once (the ended run's too: read after the poll), and
+    a run's start reads them once; here the 'training' is a process that sleeps and exits 1 without results."""
+    from mdistiller_ddkd.suite import local_scheduler as scheduler
+
+    spec = restrict(load_suite("demo"), methods=["KD"])
+    spec.output = str(tmp_path)
+    plan = plan_suite(spec)
+    reads, per_poll, real_read, real_watch = [], [], scheduler.read_results, scheduler._Execution.watch
+    monkeypatch.setattr(scheduler, "read_results", lambda run_dir: reads.append(run_dir) or real_read(run_dir))
+
+    def watch(execution):
+        watched, before = [item.run.output_dir for item in execution.active], len(reads)
+        real_watch(execution)
+        per_poll.append((reads[before:], watched))
+
+    monkeypatch.setattr(scheduler._Execution, "watch", watch)
+    outcome = scheduler.execute_plan(plan, jobs=1, gpus=[], launcher=[sys.executable, "-c", "import time; "
+                                     "time.sleep(0.3); raise SystemExit(1)"], stream=io.StringIO(),
+                                     poll_seconds=0.02, threads=1)
+    teacher = next(run for run in plan.runs if not run.after)
+    assert outcome.states[teacher.name] == "failed" and outcome.count("blocked") == len(plan.runs) - 1
+    assert len(per_poll) > 3 and all(read == watched for read, watched in per_poll)
+    assert len(reads) == 1 + sum(len(read) for read, _ in per_poll)  # + the start's
 
 
 # ------------------------------------------------------------- pairs, subcommands, plugins, mdistiller

@@ -13,17 +13,8 @@ import pytest
 
 from mdistiller_ddkd.cli.table import main as table_main
 from mdistiller_ddkd.suite.paper import paper_value
-from mdistiller_ddkd.suite.report import (
-    Cell,
-    Row,
-    Table,
-    build_tables,
-    load_results,
-    rank_ranges,
-    render,
-    separated,
-    story_conflicts,
-)
+from mdistiller_ddkd.suite.result_tables import Cell, build_tables, load_results, rank_ranges, separated
+from mdistiller_ddkd.suite.table_formats import render
 
 
 def write_run(root, name, method, teacher, student, seed, best, last, dataset="cifar100", finished=True,
@@ -128,7 +119,7 @@ def test_cli(runs, capsys):
 
 # ------------------------------------------------------------------------- the one Markdown formatter
 def test_markdown_table_layout_and_alignment():
-    from mdistiller_ddkd.tables import markdown_table
+    from mdistiller_ddkd.markdown_table import markdown_table
 
     text = markdown_table(["method", "ms", "note"], [["KD", 1.5, ""], ["DKD", "12.0", "x"]], align="lrc")
     assert text == ("| method | ms | note |\n"
@@ -204,24 +195,3 @@ def test_the_teacher_column_is_not_ranked(tmp_path):
     row = build_tables(load_results([str(tmp_path)]))[0].rows[0]
     assert row.cells["Teacher"].rank is None and row.cells["Teacher"].n == 3
     assert (row.cells["KD"].rank, row.cells["Student"].rank) == ((1, 1), (2, 2))
-
-
-def _table(cells: dict) -> Table:
-    return Table("synthetic", "best", 1, ["Teacher", *cells], [Row("resnet20", "resnet8", cells)])
-
-
-def test_story_conflicts_name_a_pair_the_two_tables_order_the_other_way_round():
-    one = _table({"Student": _cell(80.0, 81.0, 82.0), "KD": _cell(95.0, 96.0, 97.0), "DKD": _cell(94.0, 97.0, 99.0)})
-    same = _table({"Student": _cell(85.0, 70.0, 88.0), "KD": _cell(97.0, 96.5, 96.0), "DKD": _cell(94.0, 96.0, 98.0)})
-    assert story_conflicts(one, same) == []  # KD vs DKD tie in `one`, so their order may change
-    # ordered in `one`, a tie in `tied` whose means lie the other way round: the tie claims no order
-    tied = _table({"Student": _cell(90.0, 99.0, 99.6), "KD": _cell(95.0, 96.0, 97.0), "DKD": _cell(94.0, 97.0, 99.0)})
-    assert not separated(tied.rows[0].cells["Student"], tied.rows[0].cells["KD"])
-    assert tied.rows[0].cells["Student"].mean > tied.rows[0].cells["KD"].mean
-    assert story_conflicts(one, tied) == [] and story_conflicts(tied, one) == []
-    reversed_ = _table({"Student": _cell(97.0, 98.0, 99.0), "KD": _cell(95.0, 96.0, 97.0),
-                        "DKD": _cell(95.0, 96.0, 97.0)})
-    conflicts = story_conflicts(one, reversed_, ("1 thread", "2 threads"))
-    assert conflicts == [
-        "resnet20_resnet8: 1 thread orders Student 81.00 vs KD 96.00, 2 threads Student 98.00 vs KD 96.00",
-        "resnet20_resnet8: 1 thread orders Student 81.00 vs DKD 96.67, 2 threads Student 98.00 vs DKD 96.00"]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Thin entry point; the logic lives in mdistiller_ddkd/cli/make_docs.py and mdistiller_ddkd/docgen.py.
+"""Thin entry point; the logic lives in dev/make_docs.py and dev/docgen/ (developer tooling, not installed).
 
     python tools/make_docs.py                 # rewrite the generated blocks of README.md and docs/*.md
     python tools/make_docs.py --check         # exit 1 listing the blocks that differ from docs/results/
@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mdistiller_ddkd.cli.make_docs import main  # noqa: E402
+from dev.make_docs import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,7 +18,7 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..diffusion.blocks import fast_paths, mse_loss
-from ..tables import markdown_table
+from ..markdown_table import markdown_table
 from .common import make_clock
 from .step import build_distiller, build_step, pair_config_file
 

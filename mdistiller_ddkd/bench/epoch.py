@@ -25,8 +25,8 @@ from ..engine.cfg import load_config
 from ..engine.checkpoint import save_checkpoint_atomic
 from ..engine.distributed import init_runtime
 from ..engine.trainer import Trainer
+from ..markdown_table import markdown_table as _markdown_table
 from ..models import cifar_model_dict
-from ..tables import markdown_table as _markdown_table
 from .common import peak_rss_bytes, sync
 
 

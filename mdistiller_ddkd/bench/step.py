@@ -22,8 +22,8 @@ import torch
 from ..dataset.registry import dataset_info
 from ..distillers import get_distiller_class
 from ..engine.cfg import load_config, resolve_config_path
+from ..markdown_table import markdown_table as _markdown_table
 from ..models import get_model as build_model
-from ..tables import markdown_table as _markdown_table
 from .common import (
     allocator_environment,
     current_rss_bytes,

@@ -20,12 +20,12 @@ import torch
 from ..dataset.registry import build_splits
 from ..diagnostics import is_diffusion_distiller
 from ..diagnostics.gap import gap_over_batches
-from ..diagnostics.plots import plot_run
-from ..diagnostics.report import render_markdown
+from ..diagnostics.markdown_report import render_markdown
+from ..diagnostics.run_figures import plot_run
 from ..engine.distributed import select_device
 from ..engine.runs import load_distiller, open_run
 from ..errors import ConfigError, OneLineArgumentParser, add_debug_argument, run_main
-from ..plotting import require_matplotlib
+from ..matplotlib_support import require_matplotlib
 from ..plugins import add_plugins_argument, plugins_from_args
 
 

@@ -25,13 +25,13 @@ from typing import List, Optional
 from ..download import ensure_cifar_teachers
 from ..errors import ConfigError, OneLineArgumentParser, one_line, run_main
 from ..plugins import add_plugins_argument, plugins_from_args, split_modules
-from ..suite.execute import jobs_and_threads
 from ..suite.executors import Executor, LocalExecutor, SlurmExecutor
+from ..suite.machine import detect_gpus, jobs_and_threads
 from ..suite.plan import plan_suite
-from ..suite.report import suite_report
 from ..suite.slurm import DEFAULT_SIGNAL_LEAD, SlurmOptions
 from ..suite.spec import NAMED_SUITES, SuiteSpec, load_suite, restrict, seeds_from_option
 from ..suite.status import render_status, suite_status
+from ..suite.table_formats import suite_report
 from .table import add_table_arguments, run_table, write_plots
 
 SUBCOMMANDS = ("run", "report", "status")
@@ -193,7 +193,7 @@ def _executor(args: argparse.Namespace, spec: SuiteSpec) -> Executor:
             time=args.time, account=args.account, qos=args.qos, max_running=args.max_running, extra=args.sbatch,
             signal_lead=args.signal_lead, max_requeues=args.max_requeues)
         return SlurmExecutor(options)
-    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
+    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else detect_gpus()
     launcher = shlex.split(args.launcher) if args.launcher else None
     jobs, threads = jobs_and_threads(spec.jobs, args.jobs, args.threads, gpus)
     return LocalExecutor(jobs=jobs, gpus=gpus, launcher=launcher, epoch_progress=not args.quiet, threads=threads)

@@ -1,5 +1,5 @@
 """``python -m mdistiller_ddkd.cli.suite_job SUITE_FOLDER RUN_NAME``: what a suite's Slurm job runs
-(``suite/job.py``); not meant to be called by hand."""
+(``suite/slurm_job.py``); not meant to be called by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from typing import List, Optional
 
 from ..errors import run_main
-from ..suite.job import main as job_main
+from ..suite.slurm_job import main as job_main
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -17,9 +17,9 @@ from typing import List, Optional
 
 from ..errors import MissingInputError, OneLineArgumentParser, UserError, one_line, run_main
 from ..plugins import add_plugins_argument, plugins_from_args
-from ..suite.plots import plot_suite
-from ..suite.report import suite_report
 from ..suite.spec import DEFAULT_OUTPUT, NAMED_SUITES, load_suite
+from ..suite.suite_figures import plot_suite
+from ..suite.table_formats import suite_report
 
 
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:

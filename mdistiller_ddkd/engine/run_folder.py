@@ -23,11 +23,12 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 from ..fileio import make_dirs, remove_stale_temp_files, write_text_atomic
+from ..results_file import RESULTS
 from .checkpoint import load_checkpoint, save_checkpoint_atomic
 from .lock import OutputLock
 
 LATEST, BEST, STUDENT_LATEST, STUDENT_BEST = "latest", "best", "student_latest", "student_best"
-RESULTS, WORKLOG, CONFIG = "results.json", "worklog.txt", "config.yaml"
+WORKLOG, CONFIG = "worklog.txt", "config.yaml"
 EPOCH_RULE = "-" * 25
 _EPOCH_LINE = re.compile(r"^epoch: (\d+)(?:\t|$)", re.MULTILINE)
 

@@ -8,7 +8,9 @@ import sys
 from abc import ABC, abstractmethod
 from typing import List, Optional, Sequence, TextIO
 
-from .execute import execute_plan, write_manifest
+from .local_scheduler import execute_plan
+from .machine import detect_gpus, threads_per_run
+from .manifest import write_manifest
 from .plan import Plan, shell_command
 from .slurm import SlurmOptions, submit_plan
 
@@ -26,12 +28,14 @@ class Executor(ABC):
 
 
 class LocalExecutor(Executor):
-    """Training processes on this machine, ``jobs`` at a time (one GPU each when there are GPUs)."""
+    """Training processes on this machine, ``jobs`` at a time (one GPU each when there are GPUs: ``gpus``, else
+    every visible one); on the CPU ``threads`` each (else :func:`.machine.threads_per_run`)."""
 
     def __init__(self, jobs: int = 1, gpus: Optional[Sequence[str]] = None, launcher: Optional[List[str]] = None,
                  epoch_progress: bool = True, threads: Optional[int] = None) -> None:
-        self.jobs, self.gpus, self.launcher, self.epoch_progress = jobs, gpus, launcher, epoch_progress
-        self.threads = threads
+        self.jobs, self.launcher, self.epoch_progress = jobs, launcher, epoch_progress
+        self.gpus = list(gpus) if gpus is not None else detect_gpus()
+        self.threads = None if self.gpus else threads_per_run(jobs, threads)
 
     def dry_run(self, plan: Plan, stream: Optional[TextIO] = None) -> None:
         """One shell line per run (teachers first, in stages when the suite trains them), then the (method,

@@ -11,7 +11,6 @@ not planned but listed as not runnable, with the reason.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import sys
@@ -22,6 +21,7 @@ from ..configs_path import list_packaged_configs
 from ..distillers import distiller_dict
 from ..engine.cfg import resolve_config_path
 from ..errors import ConfigError
+from ..results_file import read_results
 from .spec import Pair, SuiteSpec
 
 TRAIN_MODULE = "mdistiller_ddkd.cli.train"
@@ -135,16 +135,6 @@ def log_tail(path: str, lines: int) -> str:
             return "".join(f.readlines()[-lines:])
     except OSError:
         return ""
-
-
-def read_results(output_dir: str) -> Optional[dict]:
-    """``results.json`` of a run folder, or None when absent or unreadable (being rewritten)."""
-    path = os.path.join(output_dir, "results.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def _fill(template: str, method: str, pair: Pair, model: str) -> str:

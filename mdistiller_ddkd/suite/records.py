@@ -101,7 +101,7 @@ class SuiteRecords:
 
     # ------------------------------------------------------------------ jobs and attempts
     def write_job(self, run_name: str, data: Dict) -> None:
-        """The job description a scheduler job of ``run_name`` reads when it starts (``suite/job.py``)."""
+        """The job description a scheduler job of ``run_name`` reads when it starts (``suite/slurm_job.py``)."""
         make_dirs(self._path("jobs"))
         write_text_atomic(self._path("jobs", f"{run_name}.json"), json.dumps(data, indent=1))
 

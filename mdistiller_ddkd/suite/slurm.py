@@ -1,7 +1,7 @@
 """Suites on a Slurm cluster: one ``sbatch`` job per run, written as a plain script (``--dry-run --slurm``
 prints them), teachers before their students (``afterok`` dependencies, ``--kill-on-invalid-dep``), every
 job requeueable: ``--signal=B:TERM@lead`` asks the job, ``lead`` seconds before its time limit, to stop; the
-job (``suite/job.py``) lets the training write its mid-epoch checkpoint, requeues itself with
+job (``suite/slurm_job.py``) lets the training write its mid-epoch checkpoint, requeues itself with
 ``scontrol requeue`` and continues with ``--resume`` when Slurm starts it again — also after a preemption,
 an ``scontrol requeue`` or an ``scancel --signal=TERM --full``. See docs/cluster.md.
 

@@ -38,7 +38,7 @@ from ..errors import ConfigError, MissingInputError, UnknownNameError
 from ..pairs import pairs_of
 from ..registry import Registry
 from .paper import PAIR_NAMES, PAPER_TABLES, pair_name, table_methods, table_rows
-from .report import method_order
+from .result_tables import method_order
 
 DEFAULT_OUTPUT = os.path.join("output", "suites")
 
@@ -69,7 +69,7 @@ class SuiteSpec:
     paper_table: Optional[str] = None
     #: runs whose config file does not exist are listed as not runnable instead of failing the plan
     skip_missing: bool = False
-    #: write the suite's plots (``suite.plots.plot_suite``) into ``<output>/<name>/plots`` after the run
+    #: write the suite's plots (``suite.suite_figures.plot_suite``) into ``<output>/<name>/plots`` after the run
     plots: bool = False
     #: resources of its Slurm jobs (``suite.slurm.SlurmOptions`` fields), from the suite file's ``slurm:`` node
     slurm: Dict[str, object] = field(default_factory=dict)

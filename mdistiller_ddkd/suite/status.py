@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from ..engine.lock import live_holder
-from .plan import Plan, Run, log_tail, read_results
+from ..results_file import read_results
+from .plan import Plan, Run, log_tail
 from .records import RunRecord, SuiteRecords
 from .slurm import live_jobs
 

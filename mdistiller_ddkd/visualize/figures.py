@@ -1,6 +1,6 @@
 """The figures: t-SNE of the student's pooled features coloured by class, and mdistiller's correlation
 figure (|S − T| of the class-mean logit matrices, diagonal 0); each run's panel alone, and the runs side
-by side (the correlation panels on one colour scale). Written atomically through ``plotting``."""
+by side (the correlation panels on one colour scale). Written atomically through ``matplotlib_support``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 import torch
 
-from ..plotting import pyplot, save_figure
+from ..matplotlib_support import pyplot, save_figure
 
 PANEL_INCHES = 4.2
 

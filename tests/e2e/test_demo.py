@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from mdistiller_ddkd.docgen import late_change
-from mdistiller_ddkd.suite.report import RANK_LEGEND
+from dev.docgen import late_change
+from mdistiller_ddkd.suite.table_formats import RANK_LEGEND
 from tests.helpers import DEMO_STUDENT_LATE_CHANGE, DEMO_TEACHER_LATE_CHANGE, REPO_ROOT, run_cli
 
 #: a hang guard only (the demo takes a few minutes on 2 quiet cores)

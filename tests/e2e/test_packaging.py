@@ -13,10 +13,43 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 
 import pytest
 
 from tests.helpers import REPO_ROOT
+
+
+def _clean_copy(tmp_path) -> str:
+    """A copy of the source tree to build from: setuptools writes build/ and *.egg-info into the tree it builds."""
+    source = tmp_path / "source"
+    top_level = {".venv", ".git", "build", "dist", "output", "data", "download_ckpts", ".pytest_cache"}
+
+    def ignore(folder, names):
+        skip = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
+        return skip | (top_level & set(names) if os.path.samefile(folder, REPO_ROOT) else set())
+
+    shutil.copytree(REPO_ROOT, source, ignore=ignore)
+    return str(source)
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_the_package_and_no_developer_tooling(tmp_path):
+    """``pip wheel --no-deps .``: the package's modules and configs are in it, the docs generator (dev/) is not."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "--quiet", "-w",
+                            str(tmp_path / "wheels"), _clean_copy(tmp_path)],
+                           cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stdout + build.stderr
+    (wheel,) = (tmp_path / "wheels").glob("mdistiller_ddkd-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        entry_points = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
+    modules = {n for n in names if n.endswith(".py")}
+    assert {"mdistiller_ddkd/cli/table.py", "mdistiller_ddkd/suite/plan.py"} <= modules
+    assert any(n.startswith("mdistiller_ddkd/configs/demo/") for n in names)
+    assert not [n for n in names if "docgen" in n or "make_docs" in n or n.split("/")[0] == "dev"], names
+    assert "ddkd-bench = mdistiller_ddkd.cli.bench_step:main" in entry_points and "make" not in entry_points
 
 
 @pytest.mark.slow
@@ -32,15 +65,7 @@ def test_pip_install_gives_console_scripts_and_packaged_configs(tmp_path):
     with open(os.path.join(purelib, "project_packages.pth"), "w") as f:
         f.write("\n".join(sorted(ours)) + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    # build from a clean copy: setuptools writes build/ and *.egg-info into the tree it builds
-    source = tmp_path / "source"
-    top_level = {".venv", ".git", "build", "dist", "output", "data", "download_ckpts", ".pytest_cache"}
-
-    def ignore(folder, names):
-        skip = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
-        return skip | (top_level & set(names) if os.path.samefile(folder, REPO_ROOT) else set())
-
-    shutil.copytree(REPO_ROOT, source, ignore=ignore)
+    source = _clean_copy(tmp_path)
     install = subprocess.run(
         [python, "-m", "pip", "install", "--no-deps", "--no-cache-dir", "--quiet", str(source)],
         cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600)

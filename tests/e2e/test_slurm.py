@@ -18,7 +18,7 @@ from typing import Dict, Optional
 import pytest
 import torch
 
-from mdistiller_ddkd.suite.job import current_epoch
+from mdistiller_ddkd.suite.slurm_job import current_epoch
 from tests.helpers import REPO_ROOT, in_ci, run_cli, slurm_env
 
 SUITE = os.path.join(REPO_ROOT, "tools", "suite.py")

@@ -8,8 +8,9 @@ import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..suite.report import Cell
-from ..tables import markdown_table
+from mdistiller_ddkd.markdown_table import markdown_table
+from mdistiller_ddkd.suite.result_tables import Cell
+
 from .core import read_results_file, register_block
 
 STUDY = os.path.join("ddkd_variants", "study.json")

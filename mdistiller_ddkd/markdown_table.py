@@ -1,5 +1,5 @@
 """The one Markdown-table formatter of the package: the benchmarks' tables and the suite's result tables
-(``mdistiller_ddkd.suite.report``) are all rendered by :func:`markdown_table`."""
+(``mdistiller_ddkd.suite.table_formats``) are all rendered by :func:`markdown_table`."""
 
 from __future__ import annotations
 

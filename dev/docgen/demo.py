@@ -6,10 +6,13 @@ from __future__ import annotations
 import os
 from typing import Dict, Iterable, List, Sequence, Tuple
 
-from ..suite.progress import format_seconds
-from ..suite.report import UNRANKED_COLUMNS, Table, method_order, separated, story_conflicts, to_markdown
-from ..tables import markdown_table
+from mdistiller_ddkd.markdown_table import markdown_table
+from mdistiller_ddkd.suite.progress import format_seconds
+from mdistiller_ddkd.suite.result_tables import UNRANKED_COLUMNS, Table, method_order, separated
+from mdistiller_ddkd.suite.table_formats import to_markdown
+
 from .core import BlockFunction, read_results_file, register_block, suite_table
+from .story import story_conflicts
 
 #: the demo's committed results: label -> file under docs/results
 DEMO_RESULTS = {"1 thread": "demo-1thread.json", "2 threads": "demo-2threads.json"}

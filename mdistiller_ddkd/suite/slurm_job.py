@@ -19,8 +19,8 @@ import sys
 from typing import List, Optional
 
 from ..errors import MissingInputError
+from ..results_file import read_results, results_epoch
 from ..signals import STOP_SIGNALS
-from .plan import read_results
 from .records import SuiteRecords
 
 #: exit codes of a training stopped by a signal after its checkpoint (128 + SIGINT, 128 + SIGTERM)
@@ -29,7 +29,7 @@ STOPPED_BY_SIGNAL = (130, 143)
 
 def current_epoch(output_dir: str) -> int:
     """The last epoch the run folder's results.json records (0 before the first)."""
-    return int((read_results(output_dir) or {}).get("epoch", 0))
+    return results_epoch(read_results(output_dir))
 
 
 class _Forwarder:

@@ -1,7 +1,8 @@
 """Numbers in the docs, generated from committed results (``tools/make_docs.py``).
 
-``core`` holds the machinery (markers, the block registry, rewriting, collecting a suite's results); each other
-module registers the blocks of one topic. Nothing in the package but ``cli/make_docs.py`` imports this one.
+``core`` holds the machinery (markers, the block registry, rewriting, collecting a suite's results); ``story``
+compares two tables' rankings; each other module registers the blocks of one topic. Developer tooling: the
+installed package never imports it.
 """
 
 from . import bench, demo, study
@@ -21,10 +22,12 @@ from .core import (
                    write_results,
 )
 from .demo import DEMO_RESULTS, PLATEAU_EPOCHS, demo_results, late_change, run_role
+from .story import story_conflicts
 
 #: the modules that register blocks (imported for that)
 TOPICS = (bench, demo, study)
 
 __all__ = ["BLOCKS", "DEMO_RESULTS", "DOC_PATTERNS", "PLATEAU_EPOCHS", "RESULTS_DIR", "TOPICS", "block_names",
            "collect_suite", "demo_results", "doc_files", "late_change", "non_default_config", "read_results_file",
-           "register_block", "rewrite_text", "run_role", "suite_table", "update_docs", "write_results"]
+           "register_block", "rewrite_text", "run_role", "story_conflicts", "suite_table", "update_docs",
+           "write_results"]

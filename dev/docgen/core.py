@@ -28,13 +28,13 @@ import os
 import re
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..engine.cfg import build_default_config, iter_flat, load_config
-from ..errors import DataFileError, MissingInputError, UnknownNameError
-from ..fileio import write_text_atomic
-from ..registry import Registry
-from ..suite.execute import MANIFEST
-from ..suite.plan import read_results
-from ..suite.report import RunResult, Table, build_tables, method_order
+from mdistiller_ddkd.engine.cfg import build_default_config, iter_flat, load_config
+from mdistiller_ddkd.errors import DataFileError, MissingInputError, UnknownNameError
+from mdistiller_ddkd.fileio import write_text_atomic
+from mdistiller_ddkd.registry import Registry
+from mdistiller_ddkd.results_file import read_results
+from mdistiller_ddkd.suite.manifest import MANIFEST
+from mdistiller_ddkd.suite.result_tables import RunResult, Table, build_tables, method_order
 
 #: where the committed results live, relative to the repository root
 RESULTS_DIR = os.path.join("docs", "results")

@@ -3,11 +3,11 @@ accuracy curves; each function returns the paths it wrote. matplotlib is the ``[
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Dict, List, Sequence
 
-from ..plotting import pyplot, save_figure, series
+from ..errors import MissingInputError
+from ..matplotlib_support import pyplot, save_figure, series
+from ..results_file import RESULTS, read_results
 
 # ------------------------------------------------------------------------------------------------ one run
 #: (panel title, [(column, label)]) of the gap plot
@@ -110,8 +110,9 @@ def plot_gradients(history: Sequence[Dict], out_dir: str, title: str = "") -> Li
 
 def plot_run(run_dir: str, out_dir: str) -> List[str]:
     """Every run plot of ``run_dir/results.json`` that its columns allow, plus ``accuracy.png``."""
-    with open(os.path.join(run_dir, "results.json"), encoding="utf-8") as f:
-        results = json.load(f)
+    results = read_results(run_dir)
+    if results is None:
+        raise MissingInputError(f"{run_dir} holds no readable {RESULTS}: plot the folder of a run")
     history = results.get("history", [])
     title = (f"{results.get('method', '')} {results.get('teacher', '')}→{results.get('student', '')} "
              f"seed {results.get('seed', '')}")

@@ -1,4 +1,4 @@
-"""``tools/make_docs.py``: the docs' generated numbers (``mdistiller_ddkd/docgen.py``).
+"""``tools/make_docs.py``: the docs' generated numbers (``dev/docgen``).
 
     python tools/make_docs.py                 # rewrite the generated blocks of README.md and docs/*.md
     python tools/make_docs.py --check         # exit 1 listing the blocks that differ from docs/results/
@@ -11,8 +11,9 @@ import os
 import sys
 from typing import List, Optional
 
-from ..docgen import collect_suite, update_docs, write_results
-from ..errors import OneLineArgumentParser, run_main
+from mdistiller_ddkd.errors import OneLineArgumentParser, run_main
+
+from .docgen import collect_suite, update_docs, write_results
 
 
 def _collect(argv: List[str]) -> int:

@@ -3,23 +3,19 @@ vs the paper's tables, and each diagnosed run's plots. matplotlib is the ``[plot
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..diagnostics.plots import plot_run
-from ..plotting import pyplot, require_matplotlib, save_figure, series
+from ..diagnostics.run_figures import plot_run
+from ..matplotlib_support import pyplot, require_matplotlib, save_figure, series
+from ..results_file import read_results
 from .paper import pair_name
-from .report import build_tables, load_results, method_order
+from .result_tables import build_tables, load_results, method_order
 
 
 def _history(run_path: str) -> List[Dict]:
-    try:
-        with open(os.path.join(run_path, "results.json"), encoding="utf-8") as f:
-            return json.load(f).get("history", [])
-    except (OSError, ValueError):
-        return []
+    return (read_results(run_path) or {}).get("history", [])
 
 
 def _mean_spread(curves: List[Tuple[List[int], List[float]]]) -> Tuple[List[int], List[float], List[float]]:

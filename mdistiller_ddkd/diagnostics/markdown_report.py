@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Optional
 
-from ..tables import markdown_table
+from ..markdown_table import markdown_table
 
 #: (scalar name without the side, label) of the raw-vs-denoised table, per branch
 GAP_ROWS = (

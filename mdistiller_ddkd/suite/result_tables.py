@@ -1,4 +1,4 @@
-"""Result tables in the paper's layout from run folders (``results.json``).
+"""Result tables in the paper's layout from run folders (``results.json``); ``table_formats.py`` renders them.
 
 Rows are teacher/student pairs, columns Teacher, Student and the methods present. A run of method NONE
 trains one model alone: it fills the Student column of every row whose student it is and the Teacher
@@ -9,21 +9,18 @@ seeds found, with their number (one run: the value alone, no std), the paper's v
 Ranks: within a row, the student's columns (Student and the methods, not the Teacher) with at least two
 runs are ranked by mean, but two of them are ordered only when their means differ by more than twice the
 larger standard error (SE = std/√n, :func:`separated`); otherwise they tie, and a cell's rank is the range
-of places it could take (``rank 1–3``). :func:`story_conflicts` compares two tables by the same rule.
+of places it could take (``rank 1–3``).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import ConfigError, MissingInputError
-from ..tables import markdown_table
+from ..results_file import RESULTS, read_results
 from .paper import pair_name, paper_pairs, paper_value
 
 METRICS = ("best", "last")
@@ -108,35 +105,6 @@ def rank_ranges(cells: Dict[str, Cell]) -> Dict[str, Tuple[int, int]]:
     return out
 
 
-def story_conflicts(a: "Table", b: "Table", names: Tuple[str, str] = ("first", "second")) -> List[str]:
-    """Where two tables of the same runs (e.g. on two machines) tell contradicting stories: a pair of ranked
-    cells that each table orders (:func:`separated`), one way round in one and the other way in the other; one
-    line each, empty when none. A pair one table orders and the other shows as a tie is no contradiction — the
-    tie claims no order — whichever way its means lie."""
-    conflicts = []
-    for pair, x, y, (ax, ay), (bx, by) in _shared_pairs(a, b):
-        if separated(ax, ay) and separated(bx, by) and (ax.mean - ay.mean) * (bx.mean - by.mean) < 0:
-            conflicts.append(f"{pair}: {names[0]} orders {x} {_fmt(ax.mean)} vs {y} {_fmt(ay.mean)}, "
-                             f"{names[1]} {x} {_fmt(bx.mean)} vs {y} {_fmt(by.mean)}")
-    return conflicts
-
-
-def _shared_pairs(a: "Table", b: "Table"):
-    """``(row pair, column x, column y, (cell x, cell y) in a, (cell x, cell y) in b)`` for every two ranked
-    columns that both tables fill in the same row, each with runs."""
-    rows_b = {row.pair: row for row in b.rows}
-    for row_a in a.rows:
-        row_b = rows_b.get(row_a.pair)
-        if row_b is None:
-            continue
-        columns = [c for c in a.columns if c not in UNRANKED_COLUMNS and c in row_a.cells and c in row_b.cells]
-        for i, x in enumerate(columns):
-            for y in columns[i + 1:]:
-                cells_a, cells_b = (row_a.cells[x], row_a.cells[y]), (row_b.cells[x], row_b.cells[y])
-                if all(cell.n for cell in (*cells_a, *cells_b)):
-                    yield row_a.pair, x, y, cells_a, cells_b
-
-
 @dataclass
 class Row:
     teacher: str
@@ -172,16 +140,14 @@ def load_results(roots: Iterable[str], include_unfinished: bool = False) -> List
             raise MissingInputError(f"no such folder: {root}")
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
-            if "results.json" not in filenames:
+            if RESULTS not in filenames:
                 continue
-            path = os.path.realpath(os.path.join(dirpath, "results.json"))
+            path = os.path.realpath(os.path.join(dirpath, RESULTS))
             if path in seen:
                 continue
             seen.add(path)
-            try:
-                with open(path, encoding="utf-8") as f:
-                    data = json.load(f)
-            except (OSError, ValueError):
+            data = read_results(dirpath)
+            if data is None:
                 continue  # being rewritten or damaged: not a result
             if not data.get("finished") and not include_unfinished:
                 continue
@@ -263,113 +229,3 @@ def _pairs_found(results: Sequence[RunResult], dataset: str) -> List[Tuple[str, 
         found = list(dict.fromkeys(found))
     order = {p: i for i, p in enumerate(paper_pairs(dataset))}
     return sorted(found, key=lambda p: (order.get(p, len(order)), found.index(p)))
-
-
-# ---------------------------------------------------------------------------------------------- renderers
-def _fmt(value: Optional[float], signed: bool = False) -> str:
-    if value is None:
-        return ""
-    return f"{value:+.2f}" if signed else f"{value:.2f}"
-
-
-def rank_text(rank: Optional[Tuple[int, int]]) -> str:
-    """``rank 2``, ``rank 1–3 (tie)``; empty when not ranked."""
-    if rank is None:
-        return ""
-    best, worst = rank
-    return f"rank {best}" if best == worst else f"rank {best}–{worst} (tie)"
-
-
-def cell_text(cell: Optional[Cell], with_paper: bool = True) -> str:
-    """``76.12 ± 0.21 (n=3), rank 1–2 (tie) / paper 76.38 (-0.26)``; one run: ``76.12 (n=1)``; ``–`` without
-    runs."""
-    if cell is None:
-        return ""
-    if not cell.n:
-        text = "–"
-    elif cell.std is None:
-        text = f"{cell.mean:.2f} (n={cell.n})"
-    else:
-        text = f"{cell.mean:.2f} ± {cell.std:.2f} (n={cell.n})"
-    if cell.rank is not None:
-        text += f", {rank_text(cell.rank)}"
-    if with_paper and cell.paper is not None:
-        text += f" / paper {cell.paper:.2f}"
-        if cell.n:
-            text += f" ({_fmt(cell.diff, signed=True)})"
-    return text
-
-
-def _title(table: Table) -> str:
-    return f"{table.dataset}: top-{table.topk} accuracy (%), {table.metric} epoch, mean ± std over seeds"
-
-
-#: printed under a table with ranks
-RANK_LEGEND = (f"rank: place by mean among the row's Student and method columns (the Teacher is not ranked); "
-               f"a range such as 1–3 is a tie: two means are ordered only when they differ by more than "
-               f"{SEPARATION_SE:g} × the larger standard error (std/√n). A cell with one run has no std and no "
-               f"rank.")
-
-
-def to_markdown(table: Table, with_paper: bool = True) -> str:
-    """The table under its bold title: one row per pair, one column per Teacher/Student/method; the legend of
-    the ranks under it when a cell is ranked."""
-    rows = [[f"{row.teacher} → {row.student}" if row.teacher else row.student,
-             *(cell_text(row.cells.get(c), with_paper) for c in table.columns)] for row in table.rows]
-    text = f"**{_title(table)}**\n\n" + markdown_table(["Teacher → Student", *table.columns], rows)
-    if any(cell.rank is not None for row in table.rows for cell in row.cells.values()):
-        text += f"\n\n{RANK_LEGEND}"
-    return text
-
-
-def to_csv(table: Table) -> str:
-    """Wide CSV: one line per pair; per column ``<col>_mean, _std, _n, _paper, _diff, _rank`` (std empty for
-    one run; rank ``2`` or ``1-3``, empty when not ranked)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    header = ["dataset", "metric", "topk", "pair", "teacher", "student"]
-    for column in table.columns:
-        header += [f"{column}_{s}" for s in ("mean", "std", "n", "paper", "diff", "rank")]
-    writer.writerow(header)
-    for row in table.rows:
-        line = [table.dataset, table.metric, table.topk, row.pair, row.teacher, row.student]
-        for column in table.columns:
-            cell = row.cells.get(column)
-            if cell is None:
-                line += ["", "", 0, "", "", ""]
-            else:
-                rank = "" if cell.rank is None else "-".join(str(r) for r in sorted(set(cell.rank)))
-                line += [_csv_num(cell.mean), _csv_num(cell.std), cell.n, _csv_num(cell.paper), _csv_num(cell.diff),
-                         rank]
-        writer.writerow(line)
-    return out.getvalue()
-
-
-def _csv_num(value: Optional[float]) -> str:
-    return "" if value is None else f"{value:.4f}"
-
-
-def to_json(tables: Sequence[Table]) -> str:
-    return json.dumps([t.as_dict() for t in tables], indent=1)
-
-
-def render(tables: Sequence[Table], fmt: str = "markdown", with_paper: bool = True) -> str:
-    """All tables in one format: ``markdown``, ``csv`` or ``json``."""
-    if fmt == "json":
-        return to_json(tables)
-    if fmt == "csv":
-        return "".join(to_csv(t) for t in tables)
-    if fmt == "markdown":
-        return "\n\n".join(to_markdown(t, with_paper) for t in tables)
-    raise ConfigError(f"format must be markdown, csv or json, got {fmt!r}")
-
-
-def suite_report(roots: Sequence[str], metric: str = "best", topk: int = 1, fmt: str = "markdown",
-                 pairs: Optional[Sequence[Tuple[str, str]]] = None, dataset: Optional[str] = None,
-                 include_unfinished: bool = False, with_paper: bool = True,
-                 methods: Optional[Sequence[str]] = None) -> str:
-    """Load, tabulate and render in one call (what ``ddkd-table`` prints)."""
-    results = load_results(roots, include_unfinished)
-    if not results and not pairs:
-        return f"no {'' if include_unfinished else 'finished '}runs (results.json) under {', '.join(roots)}"
-    return render(build_tables(results, metric, topk, pairs, dataset, with_paper, methods), fmt, with_paper)

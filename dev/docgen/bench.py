@@ -9,9 +9,10 @@ import os
 import re
 from typing import Dict, List, Tuple
 
-from ..bench.breakdown import breakdown_table, profile_table
-from ..bench.step import markdown_table as step_table
-from ..tables import markdown_table
+from mdistiller_ddkd.bench.breakdown import breakdown_table, profile_table
+from mdistiller_ddkd.bench.step import markdown_table as step_table
+from mdistiller_ddkd.markdown_table import markdown_table
+
 from .core import read_results_file, register_block
 
 BENCH_DIR = "bench"
