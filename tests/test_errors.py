@@ -1,6 +1,6 @@
 """Every user mistake is one ``error:`` line with exit code 2 and the output folder unchanged, before any
 work (config values, YAML, overrides, device, teacher checkpoints, a non-finite loss, a full disk); anything
-else is a bug, shown with its traceback (``errors.run_main``)."""
+else is a bug, shown with its traceback (``cli/runner.run_main``)."""
 
 from __future__ import annotations
 
@@ -96,7 +96,9 @@ def test_disk_full_is_one_line_and_keeps_the_last_checkpoint(capsys, tmp_path, m
 
 
 def test_run_main_reports_one_line_and_debug_shows_the_traceback(capsys, monkeypatch):
-    from mdistiller_ddkd.errors import DEBUG_ENV, ConfigError, disk_error, run_main
+    from mdistiller_ddkd.cli.runner import DEBUG_ENV, run_main
+    from mdistiller_ddkd.errors import ConfigError
+    from mdistiller_ddkd.fileio import disk_error
 
     def fails(exc):
         def body(argv):

@@ -15,8 +15,9 @@ import tempfile
 from typing import List, Optional
 
 from ..bench import epoch as bench_epoch
-from ..errors import OneLineArgumentParser, UserError, one_line, run_main
+from ..errors import UserError
 from ..fileio import write_text_atomic
+from .runner import OneLineArgumentParser, one_line, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,11 +15,12 @@ import os
 import sys
 from typing import List, Optional
 
-from ..errors import MissingInputError, OneLineArgumentParser, UserError, one_line, run_main
+from ..errors import MissingInputError, UserError
 from ..plugins import add_plugins_argument, plugins_from_args
 from ..suite.plots import plot_suite
 from ..suite.report import suite_report
 from ..suite.spec import DEFAULT_OUTPUT, NAMED_SUITES, load_suite
+from .runner import OneLineArgumentParser, one_line, run_main
 
 
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:

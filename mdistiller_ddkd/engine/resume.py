@@ -13,7 +13,7 @@ from typing import Dict, List
 
 import torch
 
-from ..errors import CheckpointMismatchError, CheckpointReadError, ConfigError, ResumeMismatchError, UserError
+from ..errors import CheckpointMismatchError, CheckpointReadError, ConfigError, UserError
 from ..rng import seed_everything, set_rng_state
 from .checkpoint import describe_state_dict_mismatch
 from .resume_check import describe
@@ -35,7 +35,7 @@ def check_latest(state, path: str, cfg, num_data: int, distiller, allow_changes:
                           f"already holds; pass SOLVER.EPOCHS {state['epoch']} or more")
     saved = state.get("num_data")
     if saved is not None and saved != num_data and not allow_changes:
-        raise ResumeMismatchError(f"--resume: the run trained on {saved} images, the data now has {num_data} "
+        raise ConfigError(f"--resume: the run trained on {saved} images, the data now has {num_data} "
                                   f"(DATASET.ROOT or the dataset changed); restore the data, or pass "
                                   f"--resume-with-changes")
     problems = describe_state_dict_mismatch(distiller, state["model"])

@@ -14,7 +14,6 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from yacs.config import CfgNode as CN
 
-from ..errors import ResumeMismatchError
 from .cfg import ConfigError, build_default_config, iter_flat, read_config_file
 
 #: keys (or prefixes ending with ".") a resumed run may change without changing what it computes:
@@ -82,7 +81,7 @@ def split_changes(changes: Iterable[Change]) -> Tuple[List[Change], List[Change]
 
 def check_resume_config(saved_path: str, cfg: CN, allow_changes: bool = False) -> List[Change]:
     """The changes to note when ``cfg`` resumes the run whose config is ``saved_path``; raises
-    ``ResumeMismatchError`` (one line, listing the keys) for maths changes unless ``allow_changes``."""
+    ``ConfigError`` (one line, listing the keys) for maths changes unless ``allow_changes``."""
     if not os.path.isfile(saved_path):
         return []  # a run of an older version, or of mdistiller itself: nothing to compare with
     try:
@@ -90,13 +89,13 @@ def check_resume_config(saved_path: str, cfg: CN, allow_changes: bool = False) -
     except ConfigError as err:
         if allow_changes:
             return []
-        raise ResumeMismatchError(f"--resume: {err}; restore it, or pass --resume-with-changes to resume "
+        raise ConfigError(f"--resume: {err}; restore it, or pass --resume-with-changes to resume "
                                   f"without comparing configs") from None
     changes = config_changes(saved, cfg)
     maths, _ = split_changes(changes)
     if maths and not allow_changes:
         shown = ", ".join(map(str, maths[:8])) + (f", ... ({len(maths) - 8} more)" if len(maths) > 8 else "")
-        raise ResumeMismatchError(
+        raise ConfigError(
             f"--resume: the config differs from the run's {saved_path} in keys that change what it computes: "
             f"{shown}. Restore them to continue this run, pass --resume-with-changes to continue it with the new "
             f"values anyway, or start a new run (another EXPERIMENT.NAME)")

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..dataset import get_dataset, set_train_position
 from ..distillers import get_distiller_class
-from ..errors import DiskError, MissingInputError, OutputExistsError, UserError
+from ..errors import DiskError, MissingInputError, NonFiniteLossError, OutputInUseError
 from ..rng import seed_everything
 from .build import build_distiller
 from .cfg import output_dir_name
@@ -38,12 +38,6 @@ from .schedule import learning_rate
 from .state import RunProgress, results_record, training_state
 from .stopping import stop_between_epochs, stop_inside_epoch
 from .update import get_update_rule
-
-
-class NonFiniteLossError(UserError, RuntimeError):
-    """A loss became NaN or infinite; the last good checkpoint is left intact (exit code 3)."""
-
-    exit_code = 3
 
 
 def experiment_dir(cfg) -> str:
@@ -103,7 +97,7 @@ class Trainer:
             raise MissingInputError(f"--resume: no checkpoint {self.folder.file(LATEST)}; start without --resume")
         self.folder.claim()
         if not resume and self.folder.has_run():
-            raise OutputExistsError(f"{self.output_dir} already holds a run (latest); pass --resume to continue it, "
+            raise OutputInUseError(f"{self.output_dir} already holds a run (latest); pass --resume to continue it, "
                                     f"or choose another EXPERIMENT.NAME / LOG.PREFIX")
         if resume:
             self.resume_changes = check_resume_config(self.folder.file(CONFIG), self.cfg, self.allow_changes)

@@ -16,8 +16,7 @@ from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 
 import torch
 
-from ..errors import disk_errors
-from ..fileio import write_text_atomic
+from ..fileio import disk_errors, write_text_atomic
 from .job import current_epoch
 from .plan import Plan, Run, log_tail, read_results
 from .progress import Progress
