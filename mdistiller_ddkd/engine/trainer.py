@@ -142,7 +142,10 @@ class Trainer:
         """The state of ``latest`` (resume; the folder is repaired) or a fresh config.yaml; then the
         TensorBoard log. Nothing in the folder changes before every check has passed."""
         if resume:
-            resume_run(self)
+            try:
+                resume_run(self)
+            except DiskError as err:  # repairing the folder's derived files
+                raise self.disk_error_with_state(err) from None
         elif self.runtime.is_main:
             self.folder.start(self.cfg.dump())
         if self.runtime.is_main:
@@ -275,8 +278,7 @@ class Trainer:
                 self.call_hooks("after_train")
                 self.close_event_log(failing=sys.exc_info()[0] is not None)
         except DiskError as err:
-            raise DiskError(err.errno, f"{err.strerror}; {self.progress.describe_latest(self.output_dir)}, and "
-                            f"{self.progress.how_to_continue()}", err.filename) from None
+            raise self.disk_error_with_state(err) from None
         finally:
             self.release_output()
         return self.results(finished=True)
@@ -312,6 +314,11 @@ class Trainer:
               f"best {self.progress.best_acc:.2f} [{record['seconds']:.1f}s]", flush=True)
 
     # ------------------------------------------------------------------ end
+    def disk_error_with_state(self, err: DiskError) -> DiskError:
+        """``err`` also saying what the run folder still holds and how to continue."""
+        return DiskError(err.errno, f"{err.strerror}; {self.progress.describe_latest(self.output_dir)}, and "
+                         f"{self.progress.how_to_continue()}", err.filename)
+
     def close_event_log(self, failing: bool) -> None:
         """Close the TensorBoard log; while an error is on its way out, a failing close (the disk that caused
         it is still full) must not replace that error."""
