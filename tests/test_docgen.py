@@ -12,7 +12,7 @@ import pytest
 
 from mdistiller_ddkd import docgen
 from mdistiller_ddkd.cli import make_docs
-from mdistiller_ddkd.errors import PluginError, UnknownNameError
+from mdistiller_ddkd.errors import ExitCode, PluginError, UnknownNameError
 from mdistiller_ddkd.suite.plan import plan_suite
 from mdistiller_ddkd.suite.report import UNRANKED_COLUMNS, separated, story_conflicts
 from mdistiller_ddkd.suite.spec import load_suite
@@ -113,7 +113,7 @@ def test_check_lists_stale_blocks_and_the_rewrite_fixes_them(tmp_path, capsys, m
             return str(json.load(f)["count"])
 
     monkeypatch.setitem(docgen.BLOCKS, "test-count", count)
-    assert make_docs.main(["--check", "--root", str(tmp_path)]) == 1
+    assert make_docs.main(["--check", "--root", str(tmp_path)]) == ExitCode.DOCS_STALE
     assert "stale: docs/page.md: test-count" in capsys.readouterr().out
     assert page.read_text().startswith("n = <!-- generated: test-count -->0")  # --check changes nothing
     assert make_docs.main(["--root", str(tmp_path)]) == 0
