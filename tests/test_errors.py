@@ -4,7 +4,9 @@ else is a bug, shown with its traceback (``cli/runner.run_main``)."""
 
 from __future__ import annotations
 
+import ast
 import errno
+import glob
 import os
 import re
 import signal
@@ -213,3 +215,25 @@ def test_the_exit_code_table_in_the_docs_is_the_one_in_the_code():
         assert f"{int(code)} {code.meaning}" in EXIT_CODES_HELP
     assert len(set(ExitCode)) == len(ExitCode.__members__)  # no two names for one code
     assert (ExitCode.SIGINT, ExitCode.SIGTERM) == (stop_exit_code(signal.SIGINT), stop_exit_code(signal.SIGTERM))
+
+
+def _literal_exits(path: str):
+    """``return 1`` / ``exit(1)`` / ``SystemExit(1)`` with a literal number in ``path``."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    for node in ast.walk(tree):
+        value = node.value if isinstance(node, ast.Return) else (
+            node.args[0] if isinstance(node, ast.Call) and node.args and getattr(node.func, "attr", getattr(
+                node.func, "id", "")) in ("exit", "SystemExit") else None)
+        if isinstance(value, ast.Constant) and isinstance(value.value, int) and not isinstance(value.value, bool):
+            yield node.lineno, value.value
+
+
+def test_no_tool_exits_with_a_number_of_its_own():
+    """Every tool's exit codes are ``ExitCode`` members (1 only for a bug, which only the runner returns)."""
+    tools = glob.glob(os.path.join(REPO_ROOT, "mdistiller_ddkd", "cli", "*.py"))
+    tools += glob.glob(os.path.join(REPO_ROOT, "tools", "*.py")) + [os.path.join(REPO_ROOT, "mdistiller_ddkd",
+                                                                                   "suite", "job.py")]
+    found = {f"{os.path.relpath(path, REPO_ROOT)}:{line}": code for path in tools
+             for line, code in _literal_exits(path) if code != 0}
+    assert found == {}, found

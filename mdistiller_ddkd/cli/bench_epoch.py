@@ -57,7 +57,7 @@ def _main(argv: List[str]) -> int:
             )
         except UserError as err:  # an unknown method or model, a pair a method cannot serve
             print(f"error: {one_line(err.args[0] if err.args else err)}", file=sys.stderr)
-            return 2
+            return err.exit_code
         if int(os.environ.get("RANK", "0")) == 0:
             print(bench_epoch.markdown_table(rows))
             if args.json:

@@ -80,7 +80,7 @@ def run_table(args: argparse.Namespace) -> int:
             write_plots([r for r in roots if os.path.exists(r)], args.plot, args.metric, args.all, pairs)
     except UserError as err:  # PlotUnavailableError among them: no matplotlib
         print(f"error: {one_line(err.args[0] if err.args else err)}", file=sys.stderr)
-        return 2
+        return err.exit_code
     return 0
 
 
