@@ -1,7 +1,7 @@
 """``tools/make_docs.py``: the docs' generated numbers (``dev/docgen``).
 
     python tools/make_docs.py                 # rewrite the generated blocks of README.md and docs/*.md
-    python tools/make_docs.py --check         # exit 1 listing the blocks that differ from docs/results/
+    python tools/make_docs.py --check         # exit 5 (DOCS_STALE) listing the blocks that differ from docs/results/
     python tools/make_docs.py collect output/suites/demo docs/results/demo-1thread.json
 """
 
@@ -11,7 +11,8 @@ import os
 import sys
 from typing import List, Optional
 
-from mdistiller_ddkd.errors import OneLineArgumentParser, run_main
+from mdistiller_ddkd.cli.runner import OneLineArgumentParser, run_main
+from mdistiller_ddkd.errors import ExitCode
 
 from .docgen import collect_suite, update_docs, write_results
 
@@ -32,7 +33,8 @@ def _collect(argv: List[str]) -> int:
 def _rewrite(argv: List[str]) -> int:
     parser = OneLineArgumentParser(prog="make_docs.py", description="Rewrite the generated blocks of README.md and "
                                    "docs/*.md from docs/results/ (`collect` writes those results).")
-    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 listing the stale blocks")
+    parser.add_argument("--check", action="store_true",
+                        help=f"change nothing; exit {int(ExitCode.DOCS_STALE)} listing the stale blocks")
     parser.add_argument("--root", default=os.getcwd(), help="the repository root (default: the current folder)")
     args = parser.parse_args(argv)
     stale = update_docs(args.root, check=args.check)
@@ -41,7 +43,7 @@ def _rewrite(argv: List[str]) -> int:
     if args.check and stale:
         print(f"{len(stale)} generated block(s) differ from docs/results/: run python tools/make_docs.py",
               file=sys.stderr)
-        return 1
+        return ExitCode.DOCS_STALE
     return 0
 
 

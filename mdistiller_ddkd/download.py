@@ -16,7 +16,8 @@ import urllib.error
 import urllib.request
 from typing import List, Optional
 
-from .errors import UserError, disk_error, disk_errors, is_file_system_refusal
+from .errors import UserError
+from .fileio import disk_error, disk_errors, is_file_system_refusal
 
 DEFAULT_TEACHERS_URL = "https://github.com/megvii-research/mdistiller/releases/download/checkpoints/cifar_teachers.tar"
 #: environment variable that overrides the download URL (a mirror, or a file:// path)

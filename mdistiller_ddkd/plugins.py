@@ -21,13 +21,15 @@ import os
 from importlib import metadata
 from typing import List, Optional, Sequence
 
-from .errors import PLUGIN_MODULES, PluginError
+from .errors import PluginError
 
 __all__ = ["ENTRY_POINT_GROUP", "ENV_VAR", "PluginError", "add_plugins_argument", "load_plugins",
-           "plugins_from_args", "split_modules"]
+           "loaded_plugin_modules", "plugins_from_args", "split_modules"]
 
 ENTRY_POINT_GROUP = "mdistiller_ddkd.plugins"
 ENV_VAR = "MDISTILLER_DDKD_PLUGINS"
+#: the modules imported as plugins so far: a bug inside one is reported as theirs (``cli/runner.py``)
+_LOADED: List[str] = []
 
 
 def split_modules(value: Optional[str]) -> List[str]:
@@ -42,15 +44,15 @@ def _is_missing(err: ModuleNotFoundError, module: str) -> bool:
 
 def _import(module: str, source: str) -> None:
     """Import a plugin module. A module that is not there is the user's mistake (one line); any other failure
-    while importing it is a bug of the plugin's (its traceback, blamed on it: see ``errors.run_main``)."""
-    if module not in PLUGIN_MODULES:
-        PLUGIN_MODULES.append(module)
+    while importing it is a bug of the plugin's (its traceback, blamed on it: see ``cli/runner.run_main``)."""
+    if module not in _LOADED:
+        _LOADED.append(module)
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as err:
         if not _is_missing(err, module):
             raise
-        PLUGIN_MODULES.remove(module)
+        _LOADED.remove(module)
         raise PluginError(
             f"cannot import plugin module {module!r} ({source}): no module named {err.name!r} — check that it is "
             f"installed or on PYTHONPATH (run from its folder, or set PYTHONPATH)"
@@ -68,7 +70,12 @@ def load_plugins(modules: Sequence[str] = (), entry_points: bool = True) -> List
         _import(module, f"${ENV_VAR}")
     for module in modules:
         _import(module, "--plugins")
-    return list(PLUGIN_MODULES)
+    return loaded_plugin_modules()
+
+
+def loaded_plugin_modules() -> List[str]:
+    """The modules imported as plugins so far (also one whose import is under way)."""
+    return list(_LOADED)
 
 
 def add_plugins_argument(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,9 @@ scheduler can requeue the job. A second signal stops at once (``ImmediateStop``)
 ``DUPLICATE_WINDOW_S`` of the first (the same request, delivered to every process of a job).
 
 ``handle_stop_signals()`` installs the handlers (main thread only; ``ddkd-train`` does it); the trainer asks
-``stop_requested()`` after every step. Without the handlers installed nothing changes.
+``stop_requested()`` after every step. Without the handlers installed nothing changes. The Slurm job that
+runs a training passes the same signals on to it (``on_stop_signals``) and requeues it when it ended by one
+(``stopped_by_signal``); ``stopped`` is the exception a training ends with then.
 """
 
 from __future__ import annotations
@@ -13,15 +15,40 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from typing import Dict, Iterator, Optional
+from typing import Callable, Dict, Iterator, Optional
 
-from .errors import ImmediateStop, signal_name, stop_exit_code
+from .errors import ImmediateStop, Stopped
 
 #: the signals that ask for a clean stop
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-__all__ = ["ImmediateStop", "STOP_SIGNALS", "handle_stop_signals", "ignore_stop_signals", "request_stop",
-           "signal_name", "stop_exit_code", "stop_requested"]
+__all__ = ["STOP_SIGNALS", "handle_stop_signals", "ignore_stop_signals", "on_stop_signals", "request_stop",
+           "signal_name", "stop_exit_code", "stop_requested", "stopped", "stopped_by_signal"]
+
+
+def stop_exit_code(signum: int) -> int:
+    """``128 + signum``: what a shell reports for a process ended by that signal (SIGTERM 143, SIGINT 130)."""
+    return 128 + int(signum)
+
+
+def stopped_by_signal(exit_code: int) -> bool:
+    """True for the exit code of a training stopped by a stop signal after its checkpoint (130, 143)."""
+    return exit_code in {stop_exit_code(s) for s in STOP_SIGNALS}
+
+
+def signal_name(signum: int) -> str:
+    """``SIGTERM`` for 15, ``signal 99`` for a number Python does not name."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def stopped(signum: int, where: str, state: str) -> Stopped:
+    """What a training raises after a stop by ``signum`` ``where`` (e.g. "before epoch 3"), once ``state`` (what
+    its folder holds and how to continue) is on disk."""
+    return Stopped(f"stopped by {signal_name(signum)} {where}: {state} (exit code {stop_exit_code(signum)})",
+                   stop_exit_code(signum))
 
 
 #: a second stop signal this soon after the first is the same request delivered twice (a scheduler signals
@@ -37,7 +64,9 @@ class _StopRequest:
     def handle(self, signum: int, frame) -> None:
         if self.signum is not None:
             if time.monotonic() - self.at > DUPLICATE_WINDOW_S:
-                raise ImmediateStop(signum)
+                raise ImmediateStop(f"stopped at once by a second {signal_name(signum)}: the step in progress is "
+                                    f"lost; files already written are intact (--resume continues from the last "
+                                    f"checkpoint)", stop_exit_code(signum))
             return
         self.signum, self.at = signum, time.monotonic()
 
@@ -56,20 +85,30 @@ def request_stop(signum: int) -> None:
 
 
 @contextmanager
-def handle_stop_signals() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGINT request a clean stop (the previous handlers come back after)."""
+def on_stop_signals(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """Within the block, ``handler(signum, frame)`` receives SIGTERM and SIGINT (the previous handlers come back
+    after); outside the main thread, where handlers cannot be set, nothing changes."""
     if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
+        yield
         return
     previous: Dict[int, object] = {}
-    _REQUEST.signum = None
     try:
         for signum in STOP_SIGNALS:
-            previous[signum] = signal.signal(signum, _REQUEST.handle)
+            previous[signum] = signal.signal(signum, handler)
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+@contextmanager
+def handle_stop_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT request a clean stop (``stop_requested``)."""
+    _REQUEST.signum = None
+    try:
+        with on_stop_signals(_REQUEST.handle):
+            yield
+    finally:
         _REQUEST.signum = None
 
 

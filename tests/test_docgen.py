@@ -12,7 +12,7 @@ import pytest
 
 from dev import docgen, make_docs
 from dev.docgen.story import story_conflicts
-from mdistiller_ddkd.errors import PluginError, UnknownNameError
+from mdistiller_ddkd.errors import ExitCode, PluginError, UnknownNameError
 from mdistiller_ddkd.registry import Registry
 from mdistiller_ddkd.suite.plan import plan_suite
 from mdistiller_ddkd.suite.result_tables import UNRANKED_COLUMNS, Cell, Row, Table, separated
@@ -116,7 +116,7 @@ def test_check_lists_stale_blocks_and_the_rewrite_fixes_them(tmp_path, capsys):
             return str(json.load(f)["count"])
 
     with registered(docgen.BLOCKS, "test-count", count):
-        assert make_docs.main(["--check", "--root", str(tmp_path)]) == 1
+        assert make_docs.main(["--check", "--root", str(tmp_path)]) == ExitCode.DOCS_STALE
         assert "stale: docs/page.md: test-count" in capsys.readouterr().out
         assert page.read_text().startswith("n = <!-- generated: test-count -->0")  # --check changes nothing
         assert make_docs.main(["--root", str(tmp_path)]) == 0

@@ -11,6 +11,7 @@ import torch
 
 from mdistiller_ddkd.cli.download_teachers import main as download_main
 from mdistiller_ddkd.download import URL_ENV, TeacherArchiveError, ensure_cifar_teachers
+from mdistiller_ddkd.errors import ExitCode
 
 
 def _file_url(path) -> str:
@@ -95,5 +96,6 @@ def test_unreachable_gives_clear_message(tmp_path, capsys):
     # an unroutable http address fails fast with the same kind of message
     with pytest.raises(RuntimeError, match="could not download"):
         ensure_cifar_teachers(str(dest), url="http://127.0.0.1:9/cifar_teachers.tar", progress=False, timeout=5)
-    assert download_main(["--dest", str(dest), "--url", _file_url(tmp_path / "missing.tar")]) == 1
+    code = download_main(["--dest", str(dest), "--url", _file_url(tmp_path / "missing.tar")])
+    assert code == ExitCode.DOWNLOAD_FAILED
     assert "could not download" in capsys.readouterr().err

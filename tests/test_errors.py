@@ -1,17 +1,26 @@
 """Every user mistake is one ``error:`` line with exit code 2 and the output folder unchanged, before any
 work (config values, YAML, overrides, device, teacher checkpoints, a non-finite loss, a full disk); anything
-else is a bug, shown with its traceback (``errors.run_main``)."""
+else is a bug, shown with its traceback (``cli/runner.run_main``)."""
 
 from __future__ import annotations
 
+import ast
 import errno
+import glob
 import os
+import re
+import signal
 
 import pytest
 import torch
 
 from mdistiller_ddkd.cli.eval import main as eval_main
+from mdistiller_ddkd.cli.runner import EXIT_CODES_HELP
+from mdistiller_ddkd.errors import DiskError, ExitCode
+from mdistiller_ddkd.fileio import disk_errors
+from mdistiller_ddkd.signals import stop_exit_code
 from tests.helpers import (
+    REPO_ROOT,
     assert_one_line_error,
     bad_checkpoint,
     call_cli,
@@ -96,7 +105,9 @@ def test_disk_full_is_one_line_and_keeps_the_last_checkpoint(capsys, tmp_path, m
 
 
 def test_run_main_reports_one_line_and_debug_shows_the_traceback(capsys, monkeypatch):
-    from mdistiller_ddkd.errors import DEBUG_ENV, ConfigError, disk_error, run_main
+    from mdistiller_ddkd.cli.runner import DEBUG_ENV, run_main
+    from mdistiller_ddkd.errors import ConfigError
+    from mdistiller_ddkd.fileio import disk_error
 
     def fails(exc):
         def body(argv):
@@ -168,3 +179,61 @@ def test_a_bug_in_a_plugin_or_in_the_package_shows_its_traceback_and_who_to_tell
                                                                        "DISTILLER.TEACHER_CKPT": teacher}))
     assert code == 1 and "ValueError: a planted bug in KD" in err
     assert err.strip().splitlines()[-1].startswith("bug: ValueError inside mdistiller-ddkd")
+
+
+def _full_disk() -> OSError:
+    return OSError(errno.ENOSPC, "No space left on device", "/x/latest")
+
+
+def test_a_full_disk_is_found_in_the_chain_of_what_a_write_raised():
+    # torch.save's zip writer meets ENOSPC, then raises a RuntimeError while closing the file
+    with pytest.raises(DiskError, match="while writing /x/latest: No space left on device") as err:
+        with disk_errors("writing /x/latest"):
+            try:
+                raise _full_disk()
+            except OSError:
+                raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 822144 vs 822032")
+    assert err.value.errno == errno.ENOSPC and err.value.filename == "/x/latest"
+    with pytest.raises(DiskError, match="No space left"), disk_errors("writing"):
+        raise RuntimeError("wrapped") from _full_disk()  # an explicit cause
+    # a context its raiser suppressed (``from None``) is not the cause; nor is an unrelated errno
+    with pytest.raises(RuntimeError), disk_errors("writing"):
+        try:
+            raise _full_disk()
+        except OSError:
+            raise RuntimeError("something else") from None
+    with pytest.raises(RuntimeError), disk_errors("writing"):
+        raise RuntimeError("x") from OSError(errno.ENOENT, "No such file or directory")
+
+
+def test_the_exit_code_table_in_the_docs_is_the_one_in_the_code():
+    with open(os.path.join(REPO_ROOT, "docs", "reliability.md"), encoding="utf-8") as f:
+        text = f.read()
+    rows = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", text, re.M))
+    assert {int(code): meaning for code, meaning in rows.items()} == {int(c): c.meaning for c in ExitCode}
+    for code in ExitCode:
+        assert f"{int(code)} {code.meaning}" in EXIT_CODES_HELP
+    assert len(set(ExitCode)) == len(ExitCode.__members__)  # no two names for one code
+    assert (ExitCode.SIGINT, ExitCode.SIGTERM) == (stop_exit_code(signal.SIGINT), stop_exit_code(signal.SIGTERM))
+
+
+def _literal_exits(path: str):
+    """``return 1`` / ``exit(1)`` / ``SystemExit(1)`` with a literal number in ``path``."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    for node in ast.walk(tree):
+        value = node.value if isinstance(node, ast.Return) else (
+            node.args[0] if isinstance(node, ast.Call) and node.args and getattr(node.func, "attr", getattr(
+                node.func, "id", "")) in ("exit", "SystemExit") else None)
+        if isinstance(value, ast.Constant) and isinstance(value.value, int) and not isinstance(value.value, bool):
+            yield node.lineno, value.value
+
+
+def test_no_tool_exits_with_a_number_of_its_own():
+    """Every tool's exit codes are ``ExitCode`` members (1 only for a bug, which only the runner returns)."""
+    tools = glob.glob(os.path.join(REPO_ROOT, "mdistiller_ddkd", "cli", "*.py"))
+    tools += glob.glob(os.path.join(REPO_ROOT, "tools", "*.py")) + [os.path.join(REPO_ROOT, "mdistiller_ddkd",
+                                                                                   "suite", "job.py")]
+    found = {f"{os.path.relpath(path, REPO_ROOT)}:{line}": code for path in tools
+             for line, code in _literal_exits(path) if code != 0}
+    assert found == {}, found

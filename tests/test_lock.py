@@ -20,7 +20,7 @@ def test_a_live_holder_is_named_and_a_dead_one_is_taken_over(tmp_path):
     import subprocess
     import sys
 
-    from mdistiller_ddkd.errors import OutputLockedError
+    from mdistiller_ddkd.errors import OutputInUseError
     from tests.helpers import REPO_ROOT
 
     code = ("import sys, time; from mdistiller_ddkd.engine.lock import OutputLock; "
@@ -30,7 +30,7 @@ def test_a_live_holder_is_named_and_a_dead_one_is_taken_over(tmp_path):
                               env=dict(os.environ, PYTHONPATH=REPO_ROOT))
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(OutputLockedError, match=f"pid {holder.pid} "):
+        with pytest.raises(OutputInUseError, match=f"pid {holder.pid} "):
             OutputLock(str(tmp_path)).acquire()
     finally:
         holder.kill()

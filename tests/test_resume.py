@@ -9,7 +9,8 @@ import torch
 
 from mdistiller_ddkd.engine.cfg import load_config
 from mdistiller_ddkd.engine.hooks import TrainerHook
-from mdistiller_ddkd.engine.trainer import NonFiniteLossError, Trainer
+from mdistiller_ddkd.engine.trainer import Trainer
+from mdistiller_ddkd.errors import NonFiniteLossError
 from tests.helpers import write_teacher_checkpoint
 
 

@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from mdistiller_ddkd.cli.suite import main as suite_main
-from mdistiller_ddkd.errors import ConfigError
+from mdistiller_ddkd.errors import ConfigError, ExitCode
+from mdistiller_ddkd.suite.slurm_job import run_job
 from mdistiller_ddkd.suite.plan import plan_suite
 from mdistiller_ddkd.suite.records import SuiteRecords
 from mdistiller_ddkd.suite.slurm import SlurmOptions, job_script, time_limit_seconds
@@ -88,13 +89,13 @@ def test_the_job_runner_records_each_attempt_and_gives_up_without_progress(tmp_p
     records, run, marker = _job(tmp_path, code=143, max_requeues=2)
     assert run_job(records.root, run.name) == 143  # stopped by a signal: would requeue under Slurm
     assert run_job(records.root, run.name) == 143
-    assert run_job(records.root, run.name) == 1  # a third start still at epoch 0: stopped as failed
+    assert run_job(records.root, run.name) == ExitCode.RUNS_FAILED  # a third start still at epoch 0: failed
     assert marker.read_text() == "xx"  # the training was not started the third time
     record = records.record(run.name)
-    assert [a.code for a in record.attempts] == [143, 143, 1]
+    assert [a.code for a in record.attempts] == [143, 143, ExitCode.RUNS_FAILED]
     assert "without a new epoch" in record.attempts[-1].reason
     status = render_status(suite_status(_plan(tmp_path)), "s")
-    assert "failed" in status.splitlines()[0] and "exit code 1" in status.splitlines()[0]
+    assert "failed" in status.splitlines()[0] and f"exit code {int(ExitCode.RUNS_FAILED)}" in status.splitlines()[0]
 
 
 def test_status_of_a_local_suite_says_done_interrupted_and_not_started(tmp_path):

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from mdistiller_ddkd.cli.suite import main as suite_main
+from mdistiller_ddkd.errors import ExitCode
 from mdistiller_ddkd.suite.paper import table_methods, table_rows
 from mdistiller_ddkd.suite.plan import plan_suite
 from mdistiller_ddkd.suite.spec import load_suite, restrict
@@ -218,6 +219,22 @@ def test_interrupted_run_is_resumed(tiny_suite):
     assert f"resuming after epoch {interrupted['epoch']}" in resumed.stdout
     final = _results(tmp_path, "resume", "none-resnet8-s0")
     assert final["finished"] and [h["epoch"] for h in final["history"]] == list(range(1, 7))
+
+
+@pytest.mark.slow  # a real suite subprocess: ~30 s
+def test_a_failed_run_is_the_suites_own_exit_code_not_a_bug(tiny_suite, capsys):
+    """A run that fails (here: a teacher checkpoint that is not there) is not a bug of ddkd-suite: ``run`` and
+    ``status`` both exit with ``RUNS_FAILED``."""
+    write, tmp_path = tiny_suite
+    spec = write("fails", ["KD"])
+    with open(spec) as f:
+        suite = yaml.safe_load(f)
+    suite["overrides"]["DISTILLER.TEACHER_CKPT"] = str(tmp_path / "no_such_teacher.pth")
+    with open(spec, "w") as f:
+        yaml.safe_dump(suite, f)
+    assert suite_main([spec, "--no-report", "--quiet"]) == ExitCode.RUNS_FAILED
+    assert suite_main(["status", spec]) == ExitCode.RUNS_FAILED
+    assert "failed" in capsys.readouterr().out
 
 
 def test_plan_status_and_resume_command(tmp_path):

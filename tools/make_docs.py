@@ -2,7 +2,7 @@
 """Thin entry point; the logic lives in dev/make_docs.py and dev/docgen/ (developer tooling, not installed).
 
     python tools/make_docs.py                 # rewrite the generated blocks of README.md and docs/*.md
-    python tools/make_docs.py --check         # exit 1 listing the blocks that differ from docs/results/
+    python tools/make_docs.py --check         # exit 5 (DOCS_STALE) listing the blocks that differ from docs/results/
     python tools/make_docs.py collect output/suites/demo docs/results/demo-1thread.json
 """
 

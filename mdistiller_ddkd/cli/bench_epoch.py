@@ -15,8 +15,9 @@ import tempfile
 from typing import List, Optional
 
 from ..bench import epoch as bench_epoch
-from ..errors import OneLineArgumentParser, UserError, one_line, run_main
+from ..errors import UserError
 from ..fileio import write_text_atomic
+from .runner import OneLineArgumentParser, one_line, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +57,7 @@ def _main(argv: List[str]) -> int:
             )
         except UserError as err:  # an unknown method or model, a pair a method cannot serve
             print(f"error: {one_line(err.args[0] if err.args else err)}", file=sys.stderr)
-            return 2
+            return err.exit_code
         if int(os.environ.get("RANK", "0")) == 0:
             print(bench_epoch.markdown_table(rows))
             if args.json:

@@ -16,8 +16,9 @@ from ..bench.breakdown import breakdown, breakdown_table, profile_table
 from ..bench.common import CLOCKS
 from ..bench.step import DEFAULT_METHODS, markdown_table, run_benchmark
 from ..engine.distributed import select_device
-from ..errors import ConfigError, OneLineArgumentParser, run_main
+from ..errors import ConfigError
 from ..fileio import write_text_atomic
+from .runner import OneLineArgumentParser, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,9 +24,10 @@ from ..diagnostics.markdown_report import render_markdown
 from ..diagnostics.run_figures import plot_run
 from ..engine.distributed import select_device
 from ..engine.runs import load_distiller, open_run
-from ..errors import ConfigError, OneLineArgumentParser, add_debug_argument, run_main
+from ..errors import ConfigError
 from ..matplotlib_support import require_matplotlib
 from ..plugins import add_plugins_argument, plugins_from_args
+from .runner import OneLineArgumentParser, add_debug_argument, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:

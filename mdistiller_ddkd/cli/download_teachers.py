@@ -19,10 +19,8 @@ from ..download import (
     TeacherArchiveError,
     ensure_cifar_teachers,
 )
-from ..errors import OneLineArgumentParser, add_debug_argument, one_line, run_main
-
-#: exit code of a failed download or a refused archive (a user mistake, e.g. a bad --dest, gives 2)
-DOWNLOAD_FAILED = 1
+from ..errors import ExitCode
+from .runner import OneLineArgumentParser, add_debug_argument, one_line, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +44,7 @@ def _main(argv: List[str]) -> int:
         folder = ensure_cifar_teachers(args.dest, args.url, force=args.force)
     except (DownloadError, TeacherArchiveError) as err:
         print(f"error: {one_line(str(err))}", file=sys.stderr)
-        return DOWNLOAD_FAILED
+        return ExitCode.DOWNLOAD_FAILED  # a user mistake (e.g. a bad --dest) gives USER_ERROR
     names = sorted(d for d in os.listdir(folder) if os.path.isfile(os.path.join(folder, d, CKPT_NAME)))
     print(f"teachers in {os.path.abspath(folder)}: {', '.join(names)}")
     return 0

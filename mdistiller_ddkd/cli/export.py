@@ -17,9 +17,10 @@ import sys
 from typing import List, Optional
 
 from ..engine.runs import STUDENT_CHECKPOINTS
-from ..errors import EXIT_CODES_HELP, ConfigError, OneLineArgumentParser, add_debug_argument, run_main
+from ..errors import ConfigError
 from ..export import FORMATS, TOLERANCE, export_run
 from ..plugins import add_plugins_argument, plugins_from_args
+from .runner import EXIT_CODES_HELP, OneLineArgumentParser, add_debug_argument, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,7 +23,7 @@ import sys
 from typing import List, Optional
 
 from ..download import ensure_cifar_teachers
-from ..errors import ConfigError, OneLineArgumentParser, one_line, run_main
+from ..errors import ConfigError, ExitCode
 from ..plugins import add_plugins_argument, plugins_from_args, split_modules
 from ..suite.executors import Executor, LocalExecutor, SlurmExecutor
 from ..suite.machine import detect_gpus, jobs_and_threads
@@ -32,6 +32,7 @@ from ..suite.slurm import DEFAULT_SIGNAL_LEAD, SlurmOptions
 from ..suite.spec import NAMED_SUITES, SuiteSpec, load_suite, restrict, seeds_from_option
 from ..suite.status import render_status, suite_status
 from ..suite.table_formats import suite_report
+from .runner import OneLineArgumentParser, one_line, run_main
 from .table import add_table_arguments, run_table, write_plots
 
 SUBCOMMANDS = ("run", "report", "status")
@@ -142,12 +143,12 @@ def _main(argv: List[str]) -> int:
 
 
 def show_status(args: argparse.Namespace) -> int:
-    """``ddkd-suite status``: where each run stands; exit 1 when a run failed."""
+    """``ddkd-suite status``: where each run stands; ``ExitCode.RUNS_FAILED`` when a run failed."""
     plugins_from_args(args)
     plan = plan_suite(_spec_from_args(args), (), args.output)
     statuses = suite_status(plan)
     print(render_status(statuses, plan.suite.name), flush=True)
-    return 1 if any(s.state == "failed" for s in statuses) else 0
+    return ExitCode.RUNS_FAILED if any(s.state == "failed" for s in statuses) else ExitCode.DONE
 
 
 def _spec_from_args(args) -> SuiteSpec:
@@ -231,13 +232,13 @@ def run_suite(args: argparse.Namespace) -> int:
     try:
         ok = executor.execute(plan)
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.SIGINT
     if not args.no_report:
         print()
         print_report(spec, args.output, args.metric)
     if spec.plots:
         _write_suite_plots(spec, args.output, args.metric)
-    return 0 if ok else 1
+    return ExitCode.DONE if ok else ExitCode.RUNS_FAILED
 
 
 def _write_suite_plots(spec: SuiteSpec, output: Optional[str], metric: str) -> None:

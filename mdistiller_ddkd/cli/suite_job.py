@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 from typing import List, Optional
 
-from ..errors import run_main
 from ..suite.slurm_job import main as job_main
+from .runner import run_main
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -15,11 +15,12 @@ import os
 import sys
 from typing import List, Optional
 
-from ..errors import MissingInputError, OneLineArgumentParser, UserError, one_line, run_main
+from ..errors import MissingInputError, UserError
 from ..plugins import add_plugins_argument, plugins_from_args
 from ..suite.spec import DEFAULT_OUTPUT, NAMED_SUITES, load_suite
 from ..suite.suite_figures import plot_suite
 from ..suite.table_formats import suite_report
+from .runner import OneLineArgumentParser, one_line, run_main
 
 
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +80,7 @@ def run_table(args: argparse.Namespace) -> int:
             write_plots([r for r in roots if os.path.exists(r)], args.plot, args.metric, args.all, pairs)
     except UserError as err:  # PlotUnavailableError among them: no matplotlib
         print(f"error: {one_line(err.args[0] if err.args else err)}", file=sys.stderr)
-        return 2
+        return err.exit_code
     return 0
 
 

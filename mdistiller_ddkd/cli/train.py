@@ -14,9 +14,10 @@ from typing import List, Optional
 from ..configs_path import list_packaged_configs
 from ..engine.cfg import load_config
 from ..engine.trainer import train
-from ..errors import EXIT_CODES_HELP, OneLineArgumentParser, UserError, add_debug_argument, run_main
+from ..errors import UserError
 from ..plugins import add_plugins_argument, plugins_from_args
 from ..signals import handle_stop_signals
+from .runner import EXIT_CODES_HELP, OneLineArgumentParser, add_debug_argument, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,9 +19,10 @@ import sys
 from typing import List, Optional, Tuple
 
 from ..engine.runs import STUDENT_CHECKPOINTS
-from ..errors import EXIT_CODES_HELP, ConfigError, OneLineArgumentParser, add_debug_argument, run_main
+from ..errors import ConfigError
 from ..plugins import add_plugins_argument, plugins_from_args
 from ..visualize import require_viz, visualize_runs
+from .runner import EXIT_CODES_HELP, OneLineArgumentParser, add_debug_argument, run_main
 
 CONFIG_KEY = re.compile(r"[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+")
 

@@ -19,7 +19,8 @@ from torchvision.datasets import CIFAR100 as _TorchvisionCIFAR100
 from torchvision.datasets.utils import check_integrity as md5_matches
 from torchvision.datasets.utils import download_url
 
-from ..errors import DataFileError, MissingInputError, disk_error, disk_errors, is_file_system_refusal
+from ..errors import DataFileError, MissingInputError
+from ..fileio import disk_error, disk_errors, is_file_system_refusal
 from .common import (
     CIFAR100_MEAN,
     CIFAR100_STD,

@@ -9,7 +9,7 @@ from typing import List
 
 import torch
 
-from ..errors import ConfigError, DeviceError
+from ..errors import ConfigError
 from ..rng import seed_everything
 
 __all__ = ["DEVICE_CHOICES", "Runtime", "all_reduce_sum", "gather_objects", "init_runtime", "seed_everything",
@@ -41,7 +41,7 @@ def select_device(name: str, local_rank: int = 0) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceError("SOLVER.DEVICE is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+            raise ConfigError("SOLVER.DEVICE is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
         return torch.device("cuda", local_rank)
     if name == "cpu":
         return torch.device("cpu")

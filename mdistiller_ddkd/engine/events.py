@@ -2,7 +2,7 @@
 
 tensorboardX's ``SummaryWriter`` writes from a background thread: a full disk there prints a thread's
 traceback and can hang the final flush. This writer builds the same events (``tensorboardX.summary``) and
-appends them itself, in the caller's thread, inside ``errors.disk_errors`` — a full disk is one
+appends them itself, in the caller's thread, inside ``fileio.disk_errors`` — a full disk is one
 ``DiskError``, raised where the trainer handles it. Buffered writes are flushed at every ``flush()``
 (once per epoch), so a crash loses at most the current epoch's step scalars.
 """
@@ -18,7 +18,7 @@ from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto import event_pb2
 from tensorboardX.summary import histogram, scalar
 
-from ..errors import disk_errors
+from ..fileio import disk_errors
 
 
 class EventLog:

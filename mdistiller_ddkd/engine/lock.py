@@ -14,7 +14,8 @@ import time
 import weakref
 from typing import Optional
 
-from ..errors import OutputLockedError, disk_errors
+from ..errors import OutputInUseError
+from ..fileio import disk_errors
 
 try:
     import fcntl
@@ -82,7 +83,7 @@ def live_holder(folder: str) -> Optional[str]:
 
 
 class OutputLock:
-    """``OutputLock(folder).acquire()`` or raise ``OutputLockedError`` naming the holder; ``release()``
+    """``OutputLock(folder).acquire()`` or raise ``OutputInUseError`` naming the holder; ``release()``
     removes the file. Also released when the object is garbage-collected."""
 
     def __init__(self, folder: str) -> None:
@@ -94,8 +95,8 @@ class OutputLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def _refuse(self, holder: str) -> OutputLockedError:
-        return OutputLockedError(
+    def _refuse(self, holder: str) -> OutputInUseError:
+        return OutputInUseError(
             f"{self.folder} is being written by another run ({holder.strip() or 'pid unknown'}); wait for it to "
             f"finish or stop it, or choose another EXPERIMENT.NAME / LOG.PREFIX (a lock whose process has died "
             f"is taken over automatically)")

@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Op
 import torch
 from yacs.config import CfgNode as CN
 
-from ..errors import CheckpointMismatchError, CheckpointReadError, ConfigError, ResumeMismatchError, UserError
+from ..errors import CheckpointMismatchError, CheckpointReadError, ConfigError, UserError
 from ..rng import seed_everything, set_rng_state
 from .cfg import build_default_config, iter_flat, read_config_file
 from .checkpoint import describe_state_dict_mismatch
@@ -98,7 +98,7 @@ def split_changes(changes: Iterable[Change]) -> Tuple[List[Change], List[Change]
 
 def check_resume_config(saved_path: str, cfg: CN, allow_changes: bool = False) -> List[Change]:
     """The changes to note when ``cfg`` resumes the run whose config is ``saved_path``; raises
-    ``ResumeMismatchError`` (one line, listing the keys) for maths changes unless ``allow_changes``."""
+    ``ConfigError`` (one line, listing the keys) for maths changes unless ``allow_changes``."""
     if not os.path.isfile(saved_path):
         return []  # a run of an older version, or of mdistiller itself: nothing to compare with
     try:
@@ -106,13 +106,13 @@ def check_resume_config(saved_path: str, cfg: CN, allow_changes: bool = False) -
     except ConfigError as err:
         if allow_changes:
             return []
-        raise ResumeMismatchError(f"--resume: {err}; restore it, or pass --resume-with-changes to resume "
+        raise ConfigError(f"--resume: {err}; restore it, or pass --resume-with-changes to resume "
                                   f"without comparing configs") from None
     changes = config_changes(saved, cfg)
     maths, _ = split_changes(changes)
     if maths and not allow_changes:
         shown = ", ".join(map(str, maths[:8])) + (f", ... ({len(maths) - 8} more)" if len(maths) > 8 else "")
-        raise ResumeMismatchError(
+        raise ConfigError(
             f"--resume: the config differs from the run's {saved_path} in keys that change what it computes: "
             f"{shown}. Restore them to continue this run, pass --resume-with-changes to continue it with the new "
             f"values anyway, or start a new run (another EXPERIMENT.NAME)")
@@ -139,7 +139,7 @@ def check_latest(state, path: str, cfg, num_data: int, distiller, allow_changes:
                           f"already holds; pass SOLVER.EPOCHS {state['epoch']} or more")
     saved = state.get("num_data")
     if saved is not None and saved != num_data and not allow_changes:
-        raise ResumeMismatchError(f"--resume: the run trained on {saved} images, the data now has {num_data} "
+        raise ConfigError(f"--resume: the run trained on {saved} images, the data now has {num_data} "
                                   f"(DATASET.ROOT or the dataset changed); restore the data, or pass "
                                   f"--resume-with-changes")
     problems = describe_state_dict_mismatch(distiller, state["model"])

@@ -80,7 +80,7 @@ class RunFolder:
 
     # ------------------------------------------------------------------ one writer
     def claim(self) -> None:
-        """Create the folder if needed and take its lock (``OutputLockedError`` names the holder)."""
+        """Create the folder if needed and take its lock (``OutputInUseError`` names the holder)."""
         folder, missing = os.path.abspath(self.path), []
         while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
             missing.append(folder)

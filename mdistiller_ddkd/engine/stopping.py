@@ -1,6 +1,6 @@
 """The stop protocol: on SIGTERM / SIGINT (``signals.py``) every rank finishes its step; inside an epoch a
 mid-epoch ``latest`` is written, between epochs the last commit stands; then ``Stopped`` ends the run with
-exit code ``128 + signal``, and ``--resume`` continues exactly where it stopped."""
+exit code ``128 + signal`` (``signals.stopped``), and ``--resume`` continues exactly where it stopped."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from typing import Callable, Optional
 
 import torch
 
-from ..errors import Stopped, signal_name, stop_exit_code
-from ..signals import stop_requested
+from ..signals import stop_requested, stopped
 from .distributed import Runtime
 from .state import RunProgress
 
@@ -36,9 +35,8 @@ def stop_inside_epoch(runtime: Runtime, device: torch.device, progress: RunProgr
         return
     save_partial()
     progress.latest_holds = f"epoch {progress.committed_epoch}, then epoch {epoch} up to step {next_step}"
-    raise Stopped(f"stopped by {signal_name(signum)} in epoch {epoch} after step {next_step} of {steps_per_epoch}: "
-                  f"{latest_path} holds this point; --resume continues exactly from it (exit code "
-                  f"{stop_exit_code(signum)})", stop_exit_code(signum))
+    raise stopped(signum, f"in epoch {epoch} after step {next_step} of {steps_per_epoch}",
+                  f"{latest_path} holds this point; --resume continues exactly from it")
 
 
 def stop_between_epochs(runtime: Runtime, device: torch.device, progress: RunProgress, next_epoch: int,
@@ -46,6 +44,5 @@ def stop_between_epochs(runtime: Runtime, device: torch.device, progress: RunPro
     """Before ``next_epoch``: on a stop request, raise ``Stopped`` (the last committed epoch stands)."""
     signum = agreed_stop_signal(runtime, device)
     if signum is not None:
-        raise Stopped(f"stopped by {signal_name(signum)} before epoch {next_epoch}: "
-                      f"{progress.describe_latest(output_dir)}; {progress.how_to_continue()} (exit code "
-                      f"{stop_exit_code(signum)})", stop_exit_code(signum))
+        raise stopped(signum, f"before epoch {next_epoch}",
+                      f"{progress.describe_latest(output_dir)}; {progress.how_to_continue()}")

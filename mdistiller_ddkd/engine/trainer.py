@@ -23,7 +23,7 @@ from torch import nn
 
 from ..dataset import get_dataset, set_train_position
 from ..distillers import get_distiller_class
-from ..errors import DiskError, MissingInputError, OutputExistsError, UserError
+from ..errors import DiskError, MissingInputError, NonFiniteLossError, OutputInUseError
 from ..rng import seed_everything
 from .build import build_distiller
 from .cfg import AMP_CHOICES, output_dir_name
@@ -36,12 +36,6 @@ from .run_folder import CONFIG, LATEST, RunFolder
 from .state import RunProgress, results_record, training_state
 from .stopping import stop_between_epochs, stop_inside_epoch
 from .update import get_update_rule
-
-
-class NonFiniteLossError(UserError, RuntimeError):
-    """A loss became NaN or infinite; the last good checkpoint is left intact (exit code 3)."""
-
-    exit_code = 3
 
 
 def learning_rate(cfg, epoch: int) -> float:
@@ -108,7 +102,7 @@ class Trainer:
             raise MissingInputError(f"--resume: no checkpoint {self.folder.file(LATEST)}; start without --resume")
         self.folder.claim()
         if not resume and self.folder.has_run():
-            raise OutputExistsError(f"{self.output_dir} already holds a run (latest); pass --resume to continue it, "
+            raise OutputInUseError(f"{self.output_dir} already holds a run (latest); pass --resume to continue it, "
                                     f"or choose another EXPERIMENT.NAME / LOG.PREFIX")
         if resume:
             self.resume_changes = check_resume_config(self.folder.file(CONFIG), self.cfg, self.allow_changes)
@@ -157,8 +151,11 @@ class Trainer:
                                    self.runtime)
             self.adopt(restored)
             if self.runtime.is_main:
-                record_resume(self.folder, self.cfg, restored, [*self.resume_changes, *restored.changes],
-                              self.keep_copy, self.distiller.get_extra_parameters())
+                try:
+                    record_resume(self.folder, self.cfg, restored, [*self.resume_changes, *restored.changes],
+                                  self.keep_copy, self.distiller.get_extra_parameters())
+                except DiskError as err:  # repairing the folder's derived files
+                    raise self.disk_error_with_state(err) from None
         elif self.runtime.is_main:
             self.folder.start(self.cfg.dump())
         if self.runtime.is_main:
@@ -300,8 +297,7 @@ class Trainer:
                 self.call_hooks("after_train")
                 self.close_event_log(failing=sys.exc_info()[0] is not None)
         except DiskError as err:
-            raise DiskError(err.errno, f"{err.strerror}; {self.progress.describe_latest(self.output_dir)}, and "
-                            f"{self.progress.how_to_continue()}", err.filename) from None
+            raise self.disk_error_with_state(err) from None
         finally:
             self.release_output()
         return self.results(finished=True)
@@ -337,6 +333,11 @@ class Trainer:
               f"best {self.progress.best_acc:.2f} [{record['seconds']:.1f}s]", flush=True)
 
     # ------------------------------------------------------------------ end
+    def disk_error_with_state(self, err: DiskError) -> DiskError:
+        """``err`` also saying what the run folder still holds and how to continue."""
+        return DiskError(err.errno, f"{err.strerror}; {self.progress.describe_latest(self.output_dir)}, and "
+                         f"{self.progress.how_to_continue()}", err.filename)
+
     def close_event_log(self, failing: bool) -> None:
         """Close the TensorBoard log; while an error is on its way out, a failing close (the disk that caused
         it is still full) must not replace that error."""

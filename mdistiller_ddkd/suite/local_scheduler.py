@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, TextIO
 
-from ..errors import disk_errors
+from ..fileio import disk_errors
 from ..results_file import read_results, results_epoch
 from .plan import Plan, Run, log_tail
 from .progress import Progress

@@ -13,18 +13,14 @@ preemption or node failure) and the next start continues exactly there. Any othe
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from typing import List, Optional
 
-from ..errors import MissingInputError
+from ..errors import ExitCode, MissingInputError
 from ..results_file import read_results, results_epoch
-from ..signals import STOP_SIGNALS
+from ..signals import on_stop_signals, stopped_by_signal
 from .records import SuiteRecords
-
-#: exit codes of a training stopped by a signal after its checkpoint (128 + SIGINT, 128 + SIGTERM)
-STOPPED_BY_SIGNAL = (130, 143)
 
 
 def current_epoch(output_dir: str) -> int:
@@ -65,19 +61,16 @@ def run_job(suite_root: str, run_name: str) -> int:
     records.note(run_name, event="start", job_id=job_id, epoch=epoch, restart=os.environ.get("SLURM_RESTART_COUNT"))
     if stalled >= int(job.get("max_requeues", 3)):
         reason = f"started {stalled + 1} times without a new epoch (still epoch {epoch}); stopped as failed"
-        records.note(run_name, event="end", job_id=job_id, code=1, epoch=epoch, requeue=False, reason=reason)
+        records.note(run_name, event="end", job_id=job_id, code=ExitCode.RUNS_FAILED, epoch=epoch, requeue=False,
+                     reason=reason)
         print(f"[mdistiller_ddkd] {run_name}: {reason} — see its log; fix the cause, then submit the suite again",
               flush=True)
-        return 1
+        return ExitCode.RUNS_FAILED
     forward = _Forwarder()
-    previous = {s: signal.signal(s, forward) for s in STOP_SIGNALS}
-    try:
+    with on_stop_signals(forward):
         forward.child = subprocess.Popen(_training_command(job))
         code = forward.child.wait()
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    requeue = code in STOPPED_BY_SIGNAL and job_id is not None
+    requeue = stopped_by_signal(code) and job_id is not None
     records.note(run_name, event="end", job_id=job_id, code=code, epoch=current_epoch(job["output_dir"]),
                  requeue=requeue)
     if requeue:
@@ -90,5 +83,5 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2:
         print("usage: python -m mdistiller_ddkd.cli.suite_job SUITE_FOLDER RUN_NAME", file=sys.stderr)
-        return 2
+        return ExitCode.USER_ERROR
     return run_job(args[0], args[1])

@@ -127,3 +127,45 @@ def test_a_full_disk_is_one_line_loses_nothing_and_resumes_exactly(namespaces, r
     assert weights.keys() == final_weights.keys()
     for key, value in final_weights.items():
         assert torch.equal(weights[key], value), key
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    return write_teacher_checkpoint(str(tmp_path_factory.mktemp("teacher") / "t.pth"), "resnet8", num_classes=10)
+
+
+def _fresh_then_resumed(tmp_path, teacher, size: str):
+    """A 4-epoch run with its folder on a tmpfs of ``size`` (no filler: the disk fills up in the middle of a
+    checkpoint, which ``torch.save`` reports as a ``RuntimeError`` raised while closing), then ``--resume`` on
+    the same full disk; for each, (exit code, stderr, a copy of the run folder afterwards)."""
+    disk, logs = tmp_path / "disk", tmp_path / "logs"
+    disk.mkdir()
+    logs.mkdir()
+    args = [sys.executable, TRAIN, *synthetic_overrides(str(disk / "out"), teacher, 0, epochs=4)]
+    script = 'mount -t tmpfs -o size=$SIZE tmpfs "$DISK" || exit 97\n' + "".join(
+        f'{command} >"$LOGS/{n}.out" 2>"$LOGS/{n}.err"; echo $? >"$LOGS/{n}.rc"\n'
+        f'mkdir -p "$LOGS/{n}"; cp -a "$DISK/out/." "$LOGS/{n}/"\n'
+        for n, command in ((1, shlex.join(args)), (2, shlex.join([*args[:2], "--resume", *args[2:]]))))
+    env = subprocess_env({"DISK": str(disk), "LOGS": str(logs), "SIZE": size})
+    proc = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return [(int((logs / f"{n}.rc").read_text()), (logs / f"{n}.err").read_text(), str(logs / str(n) / "distill" /
+                                                                                       "run")) for n in (1, 2)]
+
+
+#: tmpfs sizes at which the disk fills up while writing (from the smallest) best (also at 2200k, the size first
+#: reported), student_best, the second latest and the student_4 copy
+CHECKPOINT_DISK_SIZES = ["1400k", "2200k", "2600k", "3000k", "5000k"]
+
+
+@pytest.mark.parametrize("size", CHECKPOINT_DISK_SIZES)
+def test_a_disk_filling_up_inside_a_checkpoint_is_one_line_in_fresh_and_resumed_runs(namespaces, teacher, tmp_path,
+                                                                                    size):
+    for code, err, folder in _fresh_then_resumed(tmp_path, teacher, size):
+        assert code == 2, err
+        assert err.startswith("error: the file system refused while writing") and err.count("\n") == 1, err
+        assert "No space left on device" in err and "Traceback" not in err and "--resume" in err, err
+        latest = torch.load(os.path.join(folder, "latest"), weights_only=True)
+        assert f"epoch {latest['epoch']}" in err, err
+        assert not [n for n in os.listdir(folder) if n.endswith(".tmp") or n == ".lock"], os.listdir(folder)
