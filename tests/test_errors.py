@@ -163,7 +163,7 @@ def test_a_bug_in_a_plugin_or_in_the_package_shows_its_traceback_and_who_to_tell
         code, _, err = train_cli(capsys, "--plugins", "planted_bug_plugin",
                            *tiny_run_overrides(tmp_path / "a", **{"DISTILLER.TYPE": "PLANTED_BUG"}))
     finally:
-        distiller_dict.pop("PLANTED_BUG", None)
+        distiller_dict.unregister("PLANTED_BUG")
     assert code == 1 and err.startswith("Traceback") and "ValueError: a planted bug in forward_train" in err
     last = err.strip().splitlines()[-1]
     assert last.startswith("bug: ValueError in plugin module 'planted_bug_plugin'"), last
@@ -232,8 +232,8 @@ def _literal_exits(path: str):
 def test_no_tool_exits_with_a_number_of_its_own():
     """Every tool's exit codes are ``ExitCode`` members (1 only for a bug, which only the runner returns)."""
     tools = glob.glob(os.path.join(REPO_ROOT, "mdistiller_ddkd", "cli", "*.py"))
-    tools += glob.glob(os.path.join(REPO_ROOT, "tools", "*.py")) + [os.path.join(REPO_ROOT, "mdistiller_ddkd",
-                                                                                   "suite", "job.py")]
+    tools += glob.glob(os.path.join(REPO_ROOT, "tools", "*.py")) + glob.glob(os.path.join(REPO_ROOT, "dev", "*.py"))
+    tools.append(os.path.join(REPO_ROOT, "mdistiller_ddkd", "suite", "slurm_job.py"))
     found = {f"{os.path.relpath(path, REPO_ROOT)}:{line}": code for path in tools
              for line, code in _literal_exits(path) if code != 0}
     assert found == {}, found

@@ -10,7 +10,8 @@ import re
 
 import pytest
 
-from mdistiller_ddkd.errors import PluginError, UnknownNameError, UserError, classify
+from mdistiller_ddkd.cli.runner import classify
+from mdistiller_ddkd.errors import PluginError, UnknownNameError, UserError
 from mdistiller_ddkd.registry import Registry
 from tests.helpers import REPO_ROOT, assert_one_line_error, call_cli, registered, train_cli
 

@@ -12,7 +12,6 @@ import pytest
 
 from mdistiller_ddkd.cli.suite import main as suite_main
 from mdistiller_ddkd.errors import ConfigError, ExitCode
-from mdistiller_ddkd.suite.slurm_job import run_job
 from mdistiller_ddkd.suite.plan import plan_suite
 from mdistiller_ddkd.suite.records import SuiteRecords
 from mdistiller_ddkd.suite.slurm import SlurmOptions, job_script, time_limit_seconds
