@@ -75,9 +75,9 @@ def test_unregister_removes_a_name():
 
 
 def test_every_registry_of_the_package_is_one():
+    from dev.docgen import BLOCKS
     from mdistiller_ddkd.dataset import DATASETS
     from mdistiller_ddkd.distillers import config_nodes, distiller_dict
-    from mdistiller_ddkd.docgen import BLOCKS
     from mdistiller_ddkd.engine.hooks import HOOKS
     from mdistiller_ddkd.engine.update import UPDATE_RULES
     from mdistiller_ddkd.export import FORMATS
@@ -145,9 +145,9 @@ def _plugin_entry(kind: str):
 
 
 def _registry(kind: str) -> Registry:
+    from dev.docgen import BLOCKS
     from mdistiller_ddkd.dataset import DATASETS
     from mdistiller_ddkd.distillers import distiller_dict
-    from mdistiller_ddkd.docgen import BLOCKS
     from mdistiller_ddkd.engine.update import UPDATE_RULES
     from mdistiller_ddkd.export import FORMATS
     from mdistiller_ddkd.models import MODEL_ZOOS
@@ -159,8 +159,8 @@ def _registry(kind: str) -> Registry:
 
 def _run_tool(kind: str, capsys, tmp_path):
     """``(exit code, stderr)`` of the tool that takes a name of ``kind``, given the name ``nope``."""
+    from dev.make_docs import main as make_docs_main
     from mdistiller_ddkd.cli.export import main as export_main
-    from mdistiller_ddkd.cli.make_docs import main as make_docs_main
 
     keys = {"method": "DISTILLER.TYPE", "dataset": "DATASET.TYPE", "student": "DISTILLER.STUDENT",
             "teacher": "DISTILLER.TEACHER", "update rule": "SOLVER.TRAINER"}
