@@ -25,15 +25,8 @@ class DiffusionBranch(nn.Module):
     denoising starts from the projected student tensor itself (γ = 1).
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        channels: int,
-        kernel: str,
-        inference_steps: int = 5,
-        train_timesteps: int = 1000,
-        adaptive_noise: bool = True,
-    ) -> None:
+    def __init__(self, in_channels: int, channels: int, kernel: str, inference_steps: int = 5,
+                 train_timesteps: int = 1000, adaptive_noise: bool = True) -> None:
         super().__init__()
         if train_timesteps > TIME_EMBEDDING_SIZE:
             raise ValueError(f"train_timesteps ({train_timesteps}) exceeds the time embedding ({TIME_EMBEDDING_SIZE})")

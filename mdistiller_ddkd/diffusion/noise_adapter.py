@@ -58,8 +58,7 @@ class NoiseAdapter1x1(_NoiseAdapter):
 
 def build_noise_adapter(kernel: str, channels: int) -> _NoiseAdapter:
     """``kernel`` is ``"3x3"`` (features) or ``"1x1"`` (logits, which are (B,K,1,1))."""
-    if kernel == "3x3":
-        return NoiseAdapter3x3(channels)
-    if kernel == "1x1":
-        return NoiseAdapter1x1(channels)
-    raise ValueError(f"noise-adapter kernel must be '3x3' or '1x1', got {kernel!r}")
+    by_kernel = {"3x3": NoiseAdapter3x3, "1x1": NoiseAdapter1x1}
+    if kernel not in by_kernel:
+        raise ValueError(f"noise-adapter kernel must be '3x3' or '1x1', got {kernel!r}")
+    return by_kernel[kernel](channels)

@@ -82,8 +82,7 @@ class NoiseNet1x1(_NoiseNet):
 
 def build_noise_net(kernel: str, channels: int) -> _NoiseNet:
     """``kernel`` is ``"3x3"`` (features) or ``"1x1"`` (logits)."""
-    if kernel == "3x3":
-        return NoiseNet3x3(channels)
-    if kernel == "1x1":
-        return NoiseNet1x1(channels)
-    raise ValueError(f"noise-net kernel must be '3x3' or '1x1', got {kernel!r}")
+    by_kernel = {"3x3": NoiseNet3x3, "1x1": NoiseNet1x1}
+    if kernel not in by_kernel:
+        raise ValueError(f"noise-net kernel must be '3x3' or '1x1', got {kernel!r}")
+    return by_kernel[kernel](channels)
