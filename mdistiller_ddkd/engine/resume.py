@@ -18,7 +18,7 @@ from ..rng import seed_everything, set_rng_state
 from .checkpoint import describe_state_dict_mismatch
 from .resume_check import describe
 from .run_folder import LATEST
-from .state import LATEST_KEYS, RunProgress, results_record
+from .state import LATEST_KEYS, RunProgress
 
 
 def check_latest(state, path: str, cfg, num_data: int, distiller, allow_changes: bool) -> None:
@@ -113,7 +113,7 @@ def resume_run(trainer) -> None:
     folder, progress, cfg = trainer.folder, trainer.progress, trainer.cfg
     done = folder.repair(state, trainer.keep_copy)
     finished = not state.get("partial") and state["epoch"] >= cfg.SOLVER.EPOCHS
-    folder.write_records(results_record(cfg, progress, trainer.distiller.get_extra_parameters(), finished))
+    folder.write_records(trainer.results(finished))
     where = (f"epoch {state['partial']['epoch']} after step {progress.start_step}" if state.get("partial")
              else f"after epoch {state['epoch']}")
     changes = describe(map(str, trainer.resume_changes)) if trainer.resume_changes else ""
