@@ -191,19 +191,22 @@ def test_refusals_on_the_cluster_are_one_line_and_submit_nothing(cluster, tmp_pa
 
 
 def test_status_says_why_a_job_waits(cluster, tmp_path):
-    """The students wait for their teacher's job: ``status`` shows Slurm's reason, ``Dependency``."""
-    (tmp_path / "suite.yaml").write_text(SUITE_YAML.replace("SOLVER.EPOCHS: 8", "SOLVER.EPOCHS: 400"))
-    submitted = _suite(tmp_path, cluster, "run", "--slurm", "--output", "slurm", timeout=120)
-    folder = str(tmp_path / "slurm" / "slurm_e2e")
+    """Every job of a suite waits for a job its user holds (so nothing runs): ``status`` shows Slurm's reason,
+    ``Dependency``, beside each ``pending``."""
+    held = subprocess.run(["sbatch", "--parsable", "--hold", "--output=/dev/null", "--wrap", "true"], env=cluster,
+                          capture_output=True, text=True, timeout=30)
+    assert held.returncode == 0, held.stderr
+    (tmp_path / "suite.yaml").write_text(SUITE_YAML)
+    folder, jobs = str(tmp_path / "slurm" / "slurm_e2e"), [held.stdout.strip().split(";")[0]]
     try:
+        # the suite's own --dependency line for a student comes first; this later one replaces it
+        submitted = _suite(tmp_path, cluster, "run", "--slurm", "--output", "slurm",
+                           f"--sbatch=--dependency=afterok:{jobs[0]}", timeout=120)
         assert submitted.returncode == 0 and "4 job(s) submitted" in submitted.stdout, submitted.stderr
+        jobs += [_job_id(folder, run) for run in RUNS]
         status = _suite(tmp_path, cluster, "status", "--output", "slurm", timeout=120).stdout
-        for label in ("KD resnet14->resnet8", "DKD resnet14->resnet8"):
+        for label in ("NONE resnet14 (teacher)", "NONE resnet8", "KD resnet14->resnet8", "DKD resnet14->resnet8"):
             line = next(line for line in status.splitlines() if label in line)
             assert "pending" in line and "Slurm reason: Dependency" in line, status
     finally:
-        jobs = [_job_id(folder, run) for run in RUNS if os.path.isfile(os.path.join(folder, ".suite", "jobs",
-                                                                                    f"{run}.json"))]
-        # KILL first: a job sent a plain scancel's TERM checkpoints and requeues itself (docs/cluster.md)
-        for how in (["--signal=KILL", "--full"], []):
-            subprocess.run(["scancel", *how, *jobs], env=cluster, capture_output=True, timeout=30)
+        subprocess.run(["scancel", *jobs], env=cluster, capture_output=True, timeout=30)  # none of them started
