@@ -160,7 +160,7 @@ def test_gpus_of_a_nodes_gres(gres, gpus):
 
 
 @pytest.mark.parametrize("text,seconds", [("infinite", None), ("1-00:00:00", 86400), ("2:00:00", 7200),
-                                          ("30:00", 1800), ("UNLIMITED", None)])
+                                          ("30:00", 1800), ("UNLIMITED", None), ("n/a", None)])
 def test_partition_time_limits_as_sinfo_prints_them(text, seconds):
     assert partition_time_limit(text) == seconds
 
@@ -199,6 +199,16 @@ def test_a_request_no_node_can_hold_is_refused_naming_the_option(request_, messa
     assert f"lower {flag}" in str(err.value)
     check_request(nodes, "cpu", 8, "62G", 0, "30-00:00:00")  # c2 holds it, and the partition has no time limit
     check_request([], "cpu", 1000, "1T", 8, "1")  # no nodes listed: nothing to check against
+
+
+def test_what_sinfo_does_not_state_refuses_nothing():
+    nodes = nodes_of(parse_nodes(SINFO + "cpu*|c3|N/A|N/A|(null)|n/a\n"), "cpu")
+    assert (nodes[-1].cpus, nodes[-1].mem_mb, nodes[-1].time_limit) == (None, None, None)
+    check_request(nodes, "cpu", 1000, "1T", 0, "1")  # c3 might hold it
+    with pytest.raises(ConfigError, match="--gpus-per-run 1: no node"):  # but no node has GPUs
+        check_request(nodes, "cpu", 1000, "1T", 1, "1")
+    with pytest.raises(ConfigError, match=r"together \(g1: 32 CPUs, .*; c3: \? CPUs, \? memory, 0 GPUs\)"):
+        check_request(nodes_of(parse_nodes(SINFO), "gpu")[:1] + nodes[-1:], "gpu", 64, "1G", 1, "1")
 
 
 def test_a_time_limit_longer_than_the_partition_allows_is_refused():

@@ -19,12 +19,13 @@ _MB_PER_UNIT = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
 
 @dataclass(frozen=True)
 class Node:
-    """One node of a partition: CPUs, memory (MB), GPUs, and the partition's time limit (seconds; None: none)."""
+    """One node of a partition: CPUs, memory (MB), GPUs, and the partition's time limit (seconds); None where
+    there is no limit or sinfo does not say (then no request is refused for it)."""
 
     name: str
     partition: str
-    cpus: int
-    mem_mb: int
+    cpus: Optional[int]
+    mem_mb: Optional[int]
     gpus: int
     time_limit: Optional[int]
 
@@ -65,9 +66,18 @@ def time_limit_seconds(value: str) -> int:
 
 
 def partition_time_limit(text: str) -> Optional[int]:
-    """Seconds of ``sinfo``'s ``%l`` (``infinite``, ``1-00:00:00``, ``2:00:00``, ``30:00``); None: no limit."""
-    text = text.strip()
-    return None if text.lower() in ("infinite", "unlimited", "n/a", "") else time_limit_seconds(text)
+    """Seconds of ``sinfo``'s ``%l`` (``infinite``, ``1-00:00:00``, ``2:00:00``, ``30:00``); None: no limit, or
+    one it does not state (``n/a``)."""
+    try:
+        return time_limit_seconds(text)
+    except ConfigError:
+        return None
+
+
+def _number(text: str) -> Optional[int]:
+    """A count as sinfo prints it (``2``; ``2+`` for a group of nodes); None for anything else (``N/A``)."""
+    match = re.match(r"\s*(\d+)", text)
+    return int(match.group(1)) if match else None
 
 
 def parse_nodes(text: str) -> List[Node]:
@@ -78,8 +88,7 @@ def parse_nodes(text: str) -> List[Node]:
         if len(fields) != 6:
             continue
         partition, name, cpus, mem, gres, limit = (f.strip() for f in fields)
-        nodes.append(Node(name, partition, int(cpus.rstrip("+")), int(mem.rstrip("+")), gres_gpus(gres),
-                          partition_time_limit(limit)))
+        nodes.append(Node(name, partition, _number(cpus), _number(mem), gres_gpus(gres), partition_time_limit(limit)))
     return nodes
 
 
@@ -98,8 +107,21 @@ def _limit(seconds: Optional[int]) -> str:
     return f"{days}-{clock}" if days else clock
 
 
-def _mb(mb: int) -> str:
+def _mb(mb: Optional[int]) -> str:
+    if mb is None:
+        return "? memory"
     return f"{mb}M = {mb / 1024:.1f}G" if mb >= 1024 else f"{mb}M"
+
+
+def _most(nodes: List[Node], key: str) -> Optional[int]:
+    """The largest value of ``key`` over ``nodes``; None when a node has no bound (or sinfo did not say)."""
+    values = [getattr(n, key) for n in nodes]
+    return None if None in values else max(values)
+
+
+def _fits(node: Node, cpus: int, mem_mb: int, gpus: int) -> bool:
+    return all(have is None or have >= need for have, need in ((node.cpus, cpus), (node.mem_mb, mem_mb),
+                                                                 (node.gpus, gpus)))
 
 
 def check_request(nodes: List[Node], partition: str, cpus: int, mem: str, gpus: int, time: str) -> None:
@@ -108,13 +130,11 @@ def check_request(nodes: List[Node], partition: str, cpus: int, mem: str, gpus: 
     if not nodes:
         return
     mem_mb, seconds, where = memory_mb(mem), time_limit_seconds(time), f"partition {partition}"
-    most_cpus, most_mem, most_gpus = (max(getattr(n, k) for n in nodes) for k in ("cpus", "mem_mb", "gpus"))
-    limits = [n.time_limit for n in nodes]
-    longest = None if None in limits else max(limits)
-    if cpus > most_cpus:
+    most_cpus, most_mem, most_gpus, longest = (_most(nodes, k) for k in ("cpus", "mem_mb", "gpus", "time_limit"))
+    if most_cpus is not None and cpus > most_cpus:
         raise ConfigError(f"--cpus-per-run {cpus}: no node of {where} has that many CPUs (the largest has "
                           f"{most_cpus}); lower --cpus-per-run (or the suite file's slurm: cpus)")
-    if mem_mb > most_mem:
+    if most_mem is not None and mem_mb > most_mem:
         raise ConfigError(f"--mem-per-run {mem}: no node of {where} has that much memory (the largest has "
                           f"{_mb(most_mem)}); lower --mem-per-run (or the suite file's slurm: mem)")
     if gpus > most_gpus:
@@ -123,8 +143,9 @@ def check_request(nodes: List[Node], partition: str, cpus: int, mem: str, gpus: 
     if longest is not None and seconds > longest:
         raise ConfigError(f"--time {time}: {where} allows at most {_limit(longest)}; lower --time (or the suite "
                           f"file's slurm: time) — a run continues in a new job when one reaches its limit")
-    if not any(n.cpus >= cpus and n.mem_mb >= mem_mb and n.gpus >= gpus for n in nodes):
-        offers = "; ".join(f"{n.name}: {n.cpus} CPUs, {_mb(n.mem_mb)}, {n.gpus} GPUs" for n in nodes[:4])
+    if not any(_fits(n, cpus, mem_mb, gpus) for n in nodes):
+        offers = "; ".join(f"{n.name}: {'?' if n.cpus is None else n.cpus} CPUs, {_mb(n.mem_mb)}, {n.gpus} GPUs"
+                           for n in nodes[:4])
         raise ConfigError(f"no node of {where} has {cpus} CPUs, {mem} and {gpus} GPUs together ({offers}"
                           f"{'; ...' if len(nodes) > 4 else ''}); lower --cpus-per-run, --mem-per-run or "
                           f"--gpus-per-run")
