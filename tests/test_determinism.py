@@ -11,7 +11,8 @@ import re
 import pytest
 import torch
 
-from mdistiller_ddkd.engine.determinism import apply_determinism
+from mdistiller_ddkd.engine.determinism import apply_determinism, refusing_nondeterministic_operations
+from mdistiller_ddkd.errors import ConfigError
 from tests.helpers import assert_one_line_error, run_folder, tiny_run_overrides, train_cli
 
 VARIABLE = "CUBLAS_WORKSPACE_CONFIG"
@@ -85,3 +86,15 @@ def test_results_record_the_seed_the_setting_the_versions_and_the_device(capsys,
                                      "cudnn": None, "device": _cpu_model(), "threads": torch.get_num_threads()}
     assert {"method", "best_acc", "last_acc", "history"} <= set(results)  # the keys tables read stay
 
+
+
+def test_an_operation_without_a_deterministic_implementation_stops_in_one_line():
+    apply_determinism(True)
+    with pytest.raises(ConfigError, match=r"^SOLVER.DETERMINISTIC True: put_ has no deterministic implementation "
+                                          r"on this device, so this run cannot be deterministic; turn "
+                                          r"SOLVER.DETERMINISTIC off$"):
+        with refusing_nondeterministic_operations():
+            torch.zeros(3).put_(torch.tensor([0]), torch.tensor([1.0]))  # none on CPU either (torch's docs)
+    with pytest.raises(RuntimeError, match="size"):  # any other error passes unchanged
+        with refusing_nondeterministic_operations():
+            torch.zeros(3) + torch.zeros(4)

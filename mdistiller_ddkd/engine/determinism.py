@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import platform
-from typing import Dict, Optional
+import re
+from contextlib import contextmanager
+from typing import Dict, Iterator, Optional
 
 import torch
 
@@ -39,6 +41,23 @@ def apply_determinism(deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = deterministic
     torch.use_deterministic_algorithms(deterministic)
+
+
+_NO_DETERMINISTIC_IMPLEMENTATION = re.compile(r"^(\S+) does not have a deterministic implementation")
+
+
+@contextmanager
+def refusing_nondeterministic_operations() -> Iterator[None]:
+    """Turn torch's error for an operation without a deterministic implementation (under
+    ``SOLVER.DETERMINISTIC True``) into one line naming the operation (``ConfigError``, exit 2)."""
+    try:
+        yield
+    except RuntimeError as err:
+        match = _NO_DETERMINISTIC_IMPLEMENTATION.match(str(err))
+        if match is None:
+            raise
+        raise ConfigError(f"SOLVER.DETERMINISTIC True: {match.group(1)} has no deterministic implementation on this "
+                          f"device, so this run cannot be deterministic; turn SOLVER.DETERMINISTIC off") from None
 
 
 def device_name(device: torch.device) -> str:

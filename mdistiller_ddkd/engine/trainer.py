@@ -26,7 +26,7 @@ from ..errors import DiskError, MissingInputError, OutputExistsError, UserError
 from ..rng import seed_everything
 from .build import build_distiller
 from .cfg import output_dir_name
-from .determinism import apply_determinism, run_provenance
+from .determinism import apply_determinism, refusing_nondeterministic_operations, run_provenance
 from .distributed import Runtime, init_runtime, shutdown_runtime
 from .events import EventLog
 from .hooks import StepState, TrainerHook, build_hooks
@@ -295,8 +295,9 @@ class Trainer:
     def run_epoch(self, epoch: int) -> None:
         """Train, validate, let hooks add columns, commit the epoch's files, tell the hooks."""
         start = time.time()
-        record = {"epoch": epoch, **self.train_epoch(epoch)}
-        record.update(self.validate())
+        with refusing_nondeterministic_operations():
+            record = {"epoch": epoch, **self.train_epoch(epoch)}
+            record.update(self.validate())
         record["seconds"] = time.time() - start
         self.call_hooks("epoch_record", epoch, record)
         self.commit_epoch(epoch, record)
