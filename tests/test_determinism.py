@@ -98,3 +98,37 @@ def test_an_operation_without_a_deterministic_implementation_stops_in_one_line()
     with pytest.raises(RuntimeError, match="size"):  # any other error passes unchanged
         with refusing_nondeterministic_operations():
             torch.zeros(3) + torch.zeros(4)
+
+
+PUT_PLUGIN = '''
+import torch
+import torch.nn.functional as F
+from mdistiller_ddkd.distillers import Distiller, register_distiller
+
+
+@register_distiller("PUTS")
+class Puts(Distiller):
+    needs_teacher = False
+
+    def __init__(self, student, teacher, cfg):
+        super().__init__(student, teacher)
+
+    def forward_train(self, image, target, **kwargs):
+        logits, _ = self.student(image)
+        one = torch.zeros(1).put_(torch.tensor([0]), torch.tensor([1.0]))  # no deterministic implementation
+        return logits, {"loss_ce": F.cross_entropy(logits, target) * one.sum()}
+'''
+
+
+def test_a_method_using_such_an_operation_trains_but_not_deterministically(capsys, tmp_path, monkeypatch):
+    from mdistiller_ddkd.distillers import distiller_dict
+
+    (tmp_path / "put_plugin.py").write_text(PUT_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        runs = [train_cli(capsys, "--plugins", "put_plugin", *tiny_run_overrides(
+            tmp_path / flag, **{"DISTILLER.TYPE": "PUTS", "SOLVER.DETERMINISTIC": flag})) for flag in ("True", "False")]
+    finally:
+        distiller_dict.pop("PUTS", None)
+    assert_one_line_error(runs[0][0], runs[0][2], "put_ has no deterministic implementation on this device")
+    assert runs[1][0] == 0, runs[1][2]
