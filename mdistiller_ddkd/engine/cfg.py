@@ -83,6 +83,8 @@ def _distiller_and_solver(cfg: CN) -> None:
     cfg.SOLVER.SYNC_BN = False
     # added: clip the total gradient norm of each step to this value (0: off; a remedy, docs/diagnostics.md)
     cfg.SOLVER.GRAD_CLIP = 0.0
+    # added: deterministic arithmetic (cuDNN, torch's algorithms, cuBLAS's workspace; engine/determinism.py)
+    cfg.SOLVER.DETERMINISTIC = False
 
 
 def _log(cfg: CN) -> None:

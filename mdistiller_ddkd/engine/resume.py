@@ -30,7 +30,7 @@ from .cfg import build_default_config, iter_flat, read_config_file
 from .checkpoint import describe_state_dict_mismatch
 from .distributed import Runtime
 from .run_folder import LATEST, RunFolder
-from .state import LATEST_KEYS, RunProgress, results_record
+from .state import LATEST_KEYS, RunProgress
 
 # ---------------------------------------------------------------------------------------------- config
 #: keys (or prefixes ending with ".") a resumed run may change without changing what it computes:
@@ -242,13 +242,14 @@ def read_latest(folder: RunFolder, cfg, num_data: int, distiller, allow_changes:
 
 
 def record_resume(folder: RunFolder, cfg, restored: Restored, changes: Sequence, keep_copy: Callable[[int], bool],
-                  extra_parameters: int) -> None:
+                  results: Callable[[bool], Dict]) -> None:
     """On rank 0, once the trainer adopted ``restored``: rebuild the files that lag behind ``latest``, rewrite
-    the records and config.yaml, and note the resume and its ``changes`` in the worklog."""
+    the records (``results(finished)``: the trainer's results.json) and config.yaml, and note the resume and
+    its ``changes`` in the worklog."""
     state, progress = restored.state, restored.progress
     done = folder.repair(state, keep_copy)
     finished = not state.get("partial") and state["epoch"] >= cfg.SOLVER.EPOCHS
-    folder.write_records(results_record(cfg, progress, extra_parameters, finished))
+    folder.write_records(results(finished))
     where = restored.where()
     changed = describe(map(str, changes)) if changes else ""
     if changed:

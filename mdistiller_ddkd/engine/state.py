@@ -88,8 +88,10 @@ def training_state(distiller, optimizer, scaler, progress: RunProgress, num_data
     return state
 
 
-def results_record(cfg, progress: RunProgress, extra_parameters: int, finished: bool) -> Dict:
-    """results.json: the run's identity, best and last accuracies, and every epoch's record."""
+def results_record(cfg, progress: RunProgress, extra_parameters: int, finished: bool,
+                   provenance: Optional[Dict] = None) -> Dict:
+    """results.json: the run's identity, best and last accuracies, every epoch's record and, when given, the
+    ``provenance`` of its arithmetic (``determinism.run_provenance``, of the process that wrote it)."""
     last = progress.history[-1] if progress.history else {}
     return {
         "method": cfg.DISTILLER.TYPE, "teacher": cfg.DISTILLER.TEACHER, "student": cfg.DISTILLER.STUDENT,
@@ -99,4 +101,5 @@ def results_record(cfg, progress: RunProgress, extra_parameters: int, finished: 
         "last_acc": last.get("test_acc"), "last_acc_top5": last.get("test_acc_top5"),
         "extra_parameters": extra_parameters,
         "history": progress.history,
+        **({"provenance": provenance} if provenance is not None else {}),
     }

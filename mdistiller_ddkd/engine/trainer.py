@@ -27,6 +27,7 @@ from ..errors import DiskError, MissingInputError, NonFiniteLossError, OutputInU
 from ..rng import seed_everything
 from .build import build_distiller
 from .cfg import AMP_CHOICES, output_dir_name
+from .determinism import apply_determinism, refusing_nondeterministic_operations, run_provenance
 from .distributed import Runtime, init_runtime, shutdown_runtime
 from .events import EventLog
 from .hooks import StepState, TrainerHook, build_hooks
@@ -84,13 +85,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup phases
     def setup_runtime(self, runtime: Optional[Runtime], show_progress: bool) -> None:
-        """The device and process group, and the seed of this rank."""
+        """Deterministic arithmetic or not (before CUDA starts), the device and process group, the seed of
+        this rank, and what the results record of them."""
+        apply_determinism(self.cfg.SOLVER.DETERMINISTIC)
         self.runtime = runtime or init_runtime(self.cfg.SOLVER.DEVICE)
         self.device = self.runtime.device
         self.show_progress = show_progress and self.runtime.is_main
         self.amp_dtype = AMP_CHOICES[self.cfg.SOLVER.AMP]
         self.memory_format = torch.channels_last if self.cfg.SOLVER.CHANNELS_LAST else torch.contiguous_format
         seed_everything(self.cfg.EXPERIMENT.SEED + self.runtime.rank)
+        self.provenance = run_provenance(self.cfg.SOLVER.DETERMINISTIC, self.device)
 
     def setup_claim(self, resume: bool) -> None:
         """Before any work: lock the output folder (rank 0), refuse to overwrite a run, and on ``--resume``
@@ -153,7 +157,7 @@ class Trainer:
             if self.runtime.is_main:
                 try:
                     record_resume(self.folder, self.cfg, restored, [*self.resume_changes, *restored.changes],
-                                  self.keep_copy, self.distiller.get_extra_parameters())
+                                  self.keep_copy, self.results)
                 except DiskError as err:  # repairing the folder's derived files
                     raise self.disk_error_with_state(err) from None
         elif self.runtime.is_main:
@@ -208,7 +212,8 @@ class Trainer:
                               self.runtime, epoch, partial, sums)
 
     def results(self, finished: bool) -> Dict:
-        return results_record(self.cfg, self.progress, self.distiller.get_extra_parameters(), finished)
+        return results_record(self.cfg, self.progress, self.distiller.get_extra_parameters(), finished,
+                              self.provenance)
 
     def _progress_bar(self, epoch: int, first: int):
         if not self.show_progress:
@@ -305,8 +310,9 @@ class Trainer:
     def run_epoch(self, epoch: int) -> None:
         """Train, validate, let hooks add columns, commit the epoch's files, tell the hooks."""
         start = time.time()
-        record = {"epoch": epoch, **self.train_epoch(epoch)}
-        record.update(self.validate())
+        with refusing_nondeterministic_operations():
+            record = {"epoch": epoch, **self.train_epoch(epoch)}
+            record.update(self.validate())
         record["seconds"] = time.time() - start
         self.call_hooks("epoch_record", epoch, record)
         self.commit_epoch(epoch, record)

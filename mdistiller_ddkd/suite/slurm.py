@@ -12,18 +12,18 @@ it, ``squeue`` confirms it) are left alone, failed runs are submitted again (the
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field, fields, replace
-from typing import Dict, List, Optional, Sequence, TextIO
+from typing import Dict, List, NamedTuple, Optional, Sequence, TextIO
 
 from ..errors import ConfigError, UserError
 from ..fileio import make_dirs, write_text_atomic
 from .plan import Plan, Run
 from .records import SuiteRecords
+from .slurm_resources import SINFO_FORMAT, check_request, memory_mb, nodes_of, parse_nodes, time_limit_seconds
 
 #: seconds before the time limit at which Slurm signals a job to checkpoint and requeue itself
 DEFAULT_SIGNAL_LEAD = 120
@@ -72,22 +72,6 @@ class SlurmOptions:
         return replace(self, **given)
 
 
-def time_limit_seconds(value: str) -> int:
-    """Seconds of a Slurm time limit: ``minutes``, ``MM:SS``, ``HH:MM:SS``, ``D-HH``, ``D-HH:MM``, ``D-HH:MM:SS``."""
-    text = str(value).strip()
-    match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text)
-    if not match:
-        raise ConfigError(f"slurm time {value!r} is not a Slurm time limit (minutes, HH:MM:SS or D-HH:MM:SS)")
-    days, a, b, c = (int(g) if g is not None else None for g in match.groups())
-    if days is not None:  # D-HH[:MM[:SS]]
-        return days * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
-    if b is None:  # minutes
-        return a * 60
-    if c is None:  # MM:SS
-        return a * 60 + b
-    return a * 3600 + b * 60 + c
-
-
 def _slurm(*command: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run a Slurm client command; unreachable or failing (with ``check``) is a ``SchedulerError``."""
     if shutil.which(command[0]) is None:
@@ -102,8 +86,10 @@ def _slurm(*command: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def check_cluster(options: SlurmOptions) -> SlurmOptions:
     """Refuse what cannot work before anything is submitted (a time limit within the signal's lead time, no
-    scheduler, an unknown partition); fill in the GPU default from the cluster's resources."""
+    scheduler, an unknown partition, a request no node of the partition can hold: it would pend for ever);
+    fill in the GPU default from the partition's nodes."""
     limit = time_limit_seconds(options.time)
+    memory_mb(options.mem)  # a malformed size is refused before Slurm is asked
     if limit <= options.signal_lead:
         raise ConfigError(f"slurm time {options.time} ({limit} s) is not longer than the signal's lead time "
                           f"({options.signal_lead} s): a job would be told to stop before it starts; raise the time "
@@ -112,24 +98,43 @@ def check_cluster(options: SlurmOptions) -> SlurmOptions:
     if options.partition and options.partition not in partitions:
         raise SchedulerError(f"unknown partition {options.partition!r}; the cluster has "
                              f"{', '.join(sorted(partitions))}")
+    nodes = nodes_of(parse_nodes(_slurm("sinfo", "-h", "-N", "-o", SINFO_FORMAT).stdout), options.partition)
     if options.gpus is None:
-        gres = _slurm("sinfo", "-h", "-o", "%G", *(["-p", options.partition] if options.partition else [])).stdout
-        options = replace(options, gpus=1 if "gpu" in gres else 0)
+        options = replace(options, gpus=1 if any(n.gpus for n in nodes) else 0)
+    partition = options.partition or (nodes[0].partition.rstrip("*") if nodes else "(default)")
+    check_request(nodes, partition, options.cpus, options.mem, options.gpus, options.time)
     return options
 
 
-def live_jobs(job_ids: Sequence[str]) -> Dict[str, str]:
-    """``{job id: state}`` of the given jobs that Slurm still holds as pending or running (``squeue``)."""
+#: squeue's states of a job Slurm still holds (pending or running)
+LIVE_STATES = ("PENDING", "RUNNING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED",
+               "RESIZING", "COMPLETING")
+
+
+class LiveJob(NamedTuple):
+    """A job Slurm still holds: its state and, while it waits, Slurm's reason (``Dependency``, ``Resources``,
+    ``PartitionConfig``, ...)."""
+
+    state: str
+    reason: str = ""
+
+
+def parse_squeue(text: str) -> Dict[str, LiveJob]:
+    """``{job id: LiveJob}`` of ``squeue -h -o "%i|%T|%r"`` lines in a live state (reason ``None``: none)."""
+    jobs = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|", 2)
+        if len(parts) >= 2 and parts[1] in LIVE_STATES:
+            reason = parts[2].strip() if len(parts) == 3 else ""
+            jobs[parts[0]] = LiveJob(parts[1], "" if reason in ("None", "(null)") else reason)
+    return jobs
+
+
+def live_jobs(job_ids: Sequence[str]) -> Dict[str, LiveJob]:
+    """The given jobs that Slurm still holds as pending or running (``squeue``), with their reasons."""
     if not job_ids:
         return {}
-    proc = _slurm("squeue", "-h", "-o", "%i %T", "-j", ",".join(job_ids), check=False)
-    states = {}
-    for line in proc.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1] in ("PENDING", "RUNNING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD",
-                                            "REQUEUE_FED", "SUSPENDED", "RESIZING", "COMPLETING"):
-            states[parts[0]] = parts[1]
-    return states
+    return parse_squeue(_slurm("squeue", "-h", "-o", "%i|%T|%r", "-j", ",".join(job_ids), check=False).stdout)
 
 
 def launcher_for(options: SlurmOptions) -> List[str]:

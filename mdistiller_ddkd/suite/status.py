@@ -16,7 +16,7 @@ from ..engine.lock import live_holder
 from ..results_file import read_results
 from .plan import Plan, Run, log_tail
 from .records import RunRecord, SuiteRecords
-from .slurm import live_jobs
+from .slurm import LiveJob, live_jobs
 
 #: the order of the states in the totals
 STATES = ("done", "running", "pending", "interrupted", "failed", "not started")
@@ -50,17 +50,34 @@ def _accuracy(results: dict) -> str:
     return f"best {best:.2f}%" + (f", last {last:.2f}%" if isinstance(last, (int, float)) else "")
 
 
-def run_status(run: Run, record: RunRecord, live: Dict[str, str]) -> RunStatus:
-    """Where ``run`` stands, from its folder, its records and the jobs Slurm still holds (``live``)."""
+#: Slurm's reasons for a pending job that do not resolve by waiting, and what to do
+STUCK_REASONS = {
+    "PartitionConfig": "asks for more than the partition's nodes have: scancel it, submit with less",
+    "PartitionTimeLimit": "asks for a longer time than the partition allows: scancel it, submit with a shorter --time",
+    "JobHeldUser": "held: scontrol release <job>",
+}
+
+
+def _waiting(reason: str) -> str:
+    """``Slurm reason: R (what to do), `` of a pending job, or nothing when Slurm gives none."""
+    if not reason:
+        return ""
+    hint = STUCK_REASONS.get(reason)
+    return f"Slurm reason: {reason}" + (f" ({hint})" if hint else "") + ", "
+
+
+def run_status(run: Run, record: RunRecord, live: Dict[str, LiveJob]) -> RunStatus:
+    """Where ``run`` stands, from its folder, its records and the jobs Slurm still holds (``live``); a pending
+    job says why it waits (Slurm's reason)."""
     results = read_results(run.output_dir)
     requeued = f", requeued {record.requeues}x" if record.requeues else ""
     job = f" (job {record.job_id})" if record.job_id else ""
     if results and results.get("finished"):
         return RunStatus(run, "done", f"{_accuracy(results)}{requeued}{job}")
-    state = live.get(record.job_id or "")
-    last = record.last
+    job_state = live.get(record.job_id or "")
+    state, last = job_state.state if job_state else None, record.last
     if state == "PENDING" or (state and state.startswith("REQUEUE")):
-        return RunStatus(run, "pending", f"{_epochs(results)}{requeued}{job}")
+        return RunStatus(run, "pending", f"{_waiting(job_state.reason)}{_epochs(results)}{requeued}{job}")
     if state is not None or (not record.job_id and live_holder(run.output_dir)):
         return RunStatus(run, "running", f"{_epochs(results)}{requeued}{job}")
     if last is not None and last.code not in (None, 0):

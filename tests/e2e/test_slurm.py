@@ -181,3 +181,32 @@ def test_refusals_on_the_cluster_are_one_line_and_submit_nothing(cluster, tmp_pa
     assert other.returncode == 2 and "written by a different definition of suite 'slurm_e2e'" in other.stderr
     assert other.stderr.count("\n") == 1
     assert not os.path.exists(tmp_path / "output" / "suites" / "slurm_e2e" / ".suite" / "jobs")
+    # more CPUs per run than the node has (slurm_up.sh gives it this machine's): pending for ever, so refused
+    cpus = os.cpu_count() or 1
+    too_many = _suite(tmp_path, cluster, "run", "--slurm", "--output", "big", "--cpus-per-run", str(cpus + 1),
+                      timeout=120)
+    assert too_many.returncode == 2 and too_many.stderr.count("\n") == 1, too_many.stderr
+    assert too_many.stderr.startswith(f"error: --cpus-per-run {cpus + 1}: no node of partition debug")
+    assert f"the largest has {cpus}" in too_many.stderr and not (tmp_path / "big").exists()
+
+
+def test_status_says_why_a_job_waits(cluster, tmp_path):
+    """Every job of a suite waits for a job its user holds (so nothing runs): ``status`` shows Slurm's reason,
+    ``Dependency``, beside each ``pending``."""
+    held = subprocess.run(["sbatch", "--parsable", "--hold", "--output=/dev/null", "--wrap", "true"], env=cluster,
+                          capture_output=True, text=True, timeout=30)
+    assert held.returncode == 0, held.stderr
+    (tmp_path / "suite.yaml").write_text(SUITE_YAML)
+    folder, jobs = str(tmp_path / "slurm" / "slurm_e2e"), [held.stdout.strip().split(";")[0]]
+    try:
+        # the suite's own --dependency line for a student comes first; this later one replaces it
+        submitted = _suite(tmp_path, cluster, "run", "--slurm", "--output", "slurm",
+                           f"--sbatch=--dependency=afterok:{jobs[0]}", timeout=120)
+        assert submitted.returncode == 0 and "4 job(s) submitted" in submitted.stdout, submitted.stderr
+        jobs += [_job_id(folder, run) for run in RUNS]
+        status = _suite(tmp_path, cluster, "status", "--output", "slurm", timeout=120).stdout
+        for label in ("NONE resnet14 (teacher)", "NONE resnet8", "KD resnet14->resnet8", "DKD resnet14->resnet8"):
+            line = next(line for line in status.splitlines() if label in line)
+            assert "pending" in line and "Slurm reason: Dependency" in line, status
+    finally:
+        subprocess.run(["scancel", *jobs], env=cluster, capture_output=True, timeout=30)  # none of them started
