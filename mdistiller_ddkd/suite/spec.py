@@ -15,6 +15,8 @@ synthetic demo). A YAML file describes a custom suite with the same fields::
     teacher_config: null           # set: train each teacher first (method NONE) and distil from its student_best
     overrides: {SOLVER.EPOCHS: 2}  # or a flat list [KEY, VALUE, ...]; applied to every run
     method_overrides: {DKD: {DKD.WARMUP: 1}}
+    sweep: {SOLVER.LR: [0.025, 0.05]}   # one run per value (several keys: every combination), for every method
+    method_sweep: {DKD: {DKD.BETA: [1, 2, 4, 8]}}   # the same for one method (suite/sweep.py)
     output: output/suites          # LOG.PREFIX of the runs
     skip_missing: false            # true: runs without a config file are listed as not runnable, the rest run
     slurm: {partition: gpu, time: "24:00:00", mem: 16G, cpus: 4}   # job resources for --slurm (docs/cluster.md)
@@ -38,6 +40,7 @@ from ..errors import ConfigError, MissingInputError, UnknownNameError
 from ..pairs import pairs_of
 from .paper import PAIR_NAMES, PAPER_TABLES, pair_name, table_methods, table_rows
 from .report import method_order
+from .sweep import Sweep, parse_sweep
 
 DEFAULT_OUTPUT = os.path.join("output", "suites")
 
@@ -74,6 +77,9 @@ class SuiteSpec:
     slurm: Dict[str, object] = field(default_factory=dict)
     #: runs at a time when ``--jobs`` is not given (on the CPU each run gets the cores / jobs threads)
     jobs: int = 1
+    #: swept keys of every method's runs, and of one method's (``suite.sweep``): one run per point of the grid
+    sweep: Sweep = field(default_factory=dict)
+    method_sweep: Dict[str, Sweep] = field(default_factory=dict)
 
 
 def _pair_from_name(name: str) -> Pair:
@@ -180,7 +186,8 @@ def named_suite(name: str) -> SuiteSpec:
 def suite_from_dict(data: dict, default_name: str = "suite") -> SuiteSpec:
     """A custom suite from the YAML fields documented in this module."""
     known = {"name", "dataset", "methods", "pairs", "seeds", "config", "vanilla_config", "teacher_config",
-             "overrides", "method_overrides", "output", "base", "skip_missing", "slurm", "jobs"}
+             "overrides", "method_overrides", "output", "base", "skip_missing", "slurm", "jobs",
+             "sweep", "method_sweep"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"unknown suite field(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}")
@@ -208,7 +215,17 @@ def suite_from_dict(data: dict, default_name: str = "suite") -> SuiteSpec:
         skip_missing=bool(data.get("skip_missing", base.skip_missing if base else False)),
         slurm=dict(data.get("slurm") or (base.slurm if base else {})),
         jobs=int(data.get("jobs", base.jobs if base else 1)),
+        sweep=parse_sweep(data.get("sweep")),
+        method_sweep=_method_sweeps(data.get("method_sweep")),
     )
+
+
+def _method_sweeps(data) -> Dict[str, Sweep]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"method_sweep must be a mapping {{METHOD: {{KEY: [value, ...]}}}}, got {data!r}")
+    return {str(m).upper(): parse_sweep(v, f"method_sweep {str(m).upper()}") for m, v in data.items()}
 
 
 def load_suite(name_or_path: str) -> SuiteSpec:
