@@ -2,8 +2,9 @@
 
 Named suites: ``table1`` (ImageNet), ``table2`` (CIFAR-100, same family), ``table3`` (CIFAR-100, cross
 family) built from the paper's tables, ``mdistiller`` (every registered method x the eleven CIFAR-100
-pairs; a (method, pair) without a config file is listed as not runnable) and ``demo`` (the offline
-synthetic demo). A YAML file describes a custom suite with the same fields::
+pairs; a (method, pair) without a config file is listed as not runnable), ``demo`` (the offline
+synthetic demo) and the suite files shipped in ``mdistiller_ddkd/data/suites/`` (sweeps), by file name.
+A YAML file describes a custom suite with the same fields::
 
     name: my_suite                 # output sub-folder (default: the file name)
     dataset: cifar100              # cifar100 | imagenet | synthetic (paper values are looked up by it)
@@ -166,11 +167,25 @@ def mdistiller_suite() -> SuiteSpec:
                      vanilla_config="configs/cifar100/vanilla/{model}.yaml", skip_missing=True)
 
 
+#: the suite files shipped with the package (sweeps), named suites by their file name
+SUITE_FILES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "suites")
+
+
+def _shipped_suite_files() -> Dict[str, str]:
+    names = sorted(os.listdir(SUITE_FILES)) if os.path.isdir(SUITE_FILES) else []
+    return {os.path.splitext(n)[0]: os.path.join(SUITE_FILES, n) for n in names if n.endswith(".yaml")}
+
+
+def _shipped_suite(path: str) -> SuiteSpec:
+    return load_suite(path)
+
+
 #: name -> builder of every named suite (built on demand: the paper's tables are read, the registry asked)
 _NAMED_SUITE_BUILDERS: Dict[str, Callable[[], SuiteSpec]] = {
     **{table: partial(_paper_suite, table) for table in PAPER_TABLES},
     "mdistiller": mdistiller_suite,
     "demo": demo_suite,
+    **{name: partial(_shipped_suite, path) for name, path in _shipped_suite_files().items()},
 }
 NAMED_SUITES = tuple(_NAMED_SUITE_BUILDERS)
 
