@@ -12,7 +12,7 @@ EXTRAS = {
     "viz": ["scikit-learn", "matplotlib"],
     "export": ["onnx", "onnxscript", "onnxruntime"],
 }
-TEST = ["pytest", "pytest-xdist", "ruff", "import-linter"]
+TEST = ["pytest", "pytest-xdist", "ruff", "import-linter", "scipy"]  # scipy: the oracle of suite.student_t
 
 
 def _read(name: str) -> str:
