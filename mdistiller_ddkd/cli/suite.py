@@ -216,7 +216,8 @@ def run_suite(args: argparse.Namespace) -> int:
     for line in plan.not_runnable_lines():
         print(line, flush=True)
     print(f"suite {spec.name}: {len(plan.runs)} runs ({len(spec.methods)} methods x {len(spec.pairs)} pairs x "
-          f"{len(spec.seeds)} seeds{', teachers trained first' if spec.teacher_config else ''}"
+          f"{len(spec.seeds)} seeds{' x swept values' if spec.sweep or spec.method_sweep else ''}"
+          f"{', teachers trained first' if spec.teacher_config else ''}"
           f"{f', {len(plan.not_runnable)} (method, pair) not runnable' if plan.not_runnable else ''}) -> "
           f"{plan.root}", flush=True)
     _prefetch_teachers(plan)

@@ -45,6 +45,8 @@ class Run:
     role: str = "distill"  #: distill | student (NONE) | teacher
     #: plugin modules the training process imports first (its ``--plugins``)
     plugins: List[str] = field(default_factory=list)
+    #: the sweep's values of this run (``suite.sweep``), empty when it is not swept
+    point: Dict[str, str] = field(default_factory=dict)
 
     def status(self) -> str:
         """``finished``, ``resume`` (a ``latest`` checkpoint, unfinished) or ``new``."""
@@ -64,9 +66,10 @@ class Run:
                 *(["--plugins", ",".join(self.plugins)] if self.plugins else []), *self.overrides]
 
     def label(self) -> str:
+        swept = "".join(f" {key}={value}" for key, value in self.point.items())
         if self.role == "distill":
-            return f"{self.method} {self.pair.teacher}->{self.pair.student} seed {self.seed}"
-        return f"{self.method} {self.model}{' (teacher)' if self.role == 'teacher' else ''} seed {self.seed}"
+            return f"{self.method} {self.pair.teacher}->{self.pair.student}{swept} seed {self.seed}"
+        return f"{self.method} {self.model}{' (teacher)' if self.role == 'teacher' else ''}{swept} seed {self.seed}"
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,7 @@ class _Planner:
         self._packaged: Optional[List[str]] = None
 
     def add(self, name: str, method: str, pair: Pair, seed: int, model: str, config: str, role: str,
-            specific: List[str], after: Optional[List[str]] = None) -> Optional[Run]:
+            specific: List[str], after: Optional[List[str]] = None, point: Optional[Point] = None) -> Optional[Run]:
         """The run called ``name`` (planned once); None when a ``skip_missing`` suite lacks its config."""
         if name in self.by_name:
             return self.by_name[name]
@@ -205,7 +208,7 @@ class _Planner:
                      "EXPERIMENT.SEED", str(seed), "LOG.PREFIX", self.prefix, "EXPERIMENT.PROJECT", spec.name,
                      "EXPERIMENT.NAME", name, "LOG.WANDB_GROUP", spec.name]
         run = Run(name, method, pair, seed, model, config, overrides, os.path.join(self.prefix, spec.name, name),
-                  list(after or []), role, list(self.plugins))
+                  list(after or []), role, list(self.plugins), dict(point or {}))
         self.runs.append(run)
         self.by_name[name] = run
         return run
@@ -237,7 +240,8 @@ class _Planner:
         if method == "NONE":
             self.add(f"none-{pair.student}{swept}-s{seed}", method, pair, seed, pair.student,
                      _fill(self.spec.vanilla_config, method, pair, pair.student), "student",
-                     ["DISTILLER.TYPE", "NONE", "DISTILLER.STUDENT", pair.student, *sweep.overrides(point)])
+                     ["DISTILLER.TYPE", "NONE", "DISTILLER.STUDENT", pair.student, *sweep.overrides(point)],
+                     point=point)
             return
         specific = ["DISTILLER.TYPE", method, "DISTILLER.TEACHER", pair.teacher, "DISTILLER.STUDENT", pair.student,
                     *sweep.overrides(point)]
@@ -247,7 +251,7 @@ class _Planner:
             specific += ["DISTILLER.TEACHER_CKPT", os.path.join(teacher.output_dir, "student_best")]
             after = [teacher.name]
         self.add(f"{method.lower()}-{pair.name}{swept}-s{seed}", method, pair, seed, pair.student,
-                 _fill(self.spec.config, method, pair, pair.student), "distill", specific, after)
+                 _fill(self.spec.config, method, pair, pair.student), "distill", specific, after, point)
 
 
 def plan_suite(spec: SuiteSpec, extra_overrides: Sequence[str] = (), output: Optional[str] = None,
