@@ -8,6 +8,8 @@ import csv
 import io
 import json
 import math
+import os
+import re
 
 import pytest
 
@@ -15,7 +17,7 @@ from mdistiller_ddkd.cli.table import main as table_main
 from mdistiller_ddkd.suite.compare import comparison_report
 from mdistiller_ddkd.suite.paired import compare
 from mdistiller_ddkd.suite.student_t import paired_t_power, seeds_for_power, t_cdf, t_quantile
-from tests.helpers import assert_one_line_error, call_cli
+from tests.helpers import REPO_ROOT, assert_one_line_error, call_cli
 from tests.test_table import write_run
 
 #: t_{0.975, df} from a printed table (two-sided 95 %)
@@ -157,3 +159,18 @@ def test_metric_both_shows_both_numbers_for_every_cell(paired_runs, capsys):
     for column in ("Student", "KD", "DKD", "DDKD"):
         assert set(cells[column]) == {"best", "last"} and cells[column]["best"]["n"] == cells[column]["last"]["n"]
     assert cells["DKD"]["last"]["values"] == [70.5, 71.5, 72.5] and cells["DKD"]["best"]["seeds"] == [0, 1, 2]
+
+
+def test_the_power_table_of_the_usage_guide_is_computed():
+    """docs/usage.md#comparing-methods-honestly: every number of its power table, recomputed."""
+    with open(os.path.join(REPO_ROOT, "docs", "usage.md"), encoding="utf-8") as f:
+        text = f.read()
+    table = text[text.index("<!-- power table"):].split("\n\n")[0]
+    rows = re.findall(r"^\| (0\.\d) \| (0\.\d) \| ([\d.]+) \| (\d+)% \| (\d+)% \| (\d+) \|$", table, re.M)
+    assert len(rows) == 6
+    for sigma, rho, sd_text, three, five, needed in rows:
+        sd = float(sigma) * math.sqrt(2 * (1 - float(rho)))
+        assert sd_text == f"{sd:.2f}"
+        assert int(three) == round(100 * paired_t_power(0.5, sd, 3))
+        assert int(five) == round(100 * paired_t_power(0.5, sd, 5))
+        assert int(needed) == seeds_for_power(0.5, sd)
