@@ -32,6 +32,7 @@ from ..suite.report import suite_report
 from ..suite.slurm import DEFAULT_SIGNAL_LEAD, SlurmOptions
 from ..suite.spec import NAMED_SUITES, SuiteSpec, load_suite, restrict, seeds_from_option
 from ..suite.status import render_status, suite_status
+from ..suite.sweep import expected_columns
 from .table import add_table_arguments, run_table, write_plots
 
 SUBCOMMANDS = ("run", "report", "status")
@@ -180,7 +181,7 @@ def print_report(spec: SuiteSpec, output: Optional[str], metric: str = "best", f
     root = os.path.join(output or spec.output, spec.name)
     text = suite_report([root] if os.path.isdir(root) else [], metric=metric, topk=topk, fmt=fmt,
                         pairs=[(p.teacher, p.student) for p in spec.pairs], dataset=spec.dataset,
-                        methods=spec.methods)
+                        methods=expected_columns(spec.methods, spec.sweep, spec.method_sweep))
     print(text, flush=True)
     return text
 

@@ -76,6 +76,9 @@ def test_a_sweep_suite_runs_resumes_tabulates_and_plots(sweep_suite, tmp_path):
     resumed = run_cli(["tools/suite.py", spec, "--jobs", "2", *FAULT_PLUGIN], cwd=REPO_ROOT, timeout=600)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"resuming after epoch {epoch}" in resumed.stdout and resumed.stdout.count("] finished") == len(RUNS)
+    # the table at the end: one column per method and value, no empty column of the unswept method
+    assert ("| Teacher → Student | Teacher | Student | KD SOLVER.LR=0.01 | KD SOLVER.LR=0.05 | DKD SOLVER.LR=0.01 | "
+            "DKD SOLVER.LR=0.05 |") in resumed.stdout
     for run in RUNS:
         results = _results(root, run)
         assert results["finished"] and [h["epoch"] for h in results["history"]] == [1, 2, 3]
