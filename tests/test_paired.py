@@ -123,8 +123,8 @@ def test_markdown_and_csv_carry_the_comparisons(paired_runs):
     kd_line = next(line for line in markdown.splitlines() if "resnet20 | KD |" in line)
     half = 4.302652729749464 * math.sqrt(1 / 12) / math.sqrt(3)
     assert f"| -1.17 | [{-7 / 6 - half:+.2f}, {-7 / 6 + half:+.2f}] | 0/3 | worse |" in kd_line
-    assert "no clear difference (unpaired: seed(s) 3 only in DDKD; seed(s) 2 only in DKD)" in markdown
-    assert "unpaired (unpaired: seed(s) 5 only in Student; seed(s) 0, 1, 2 only in DKD, no seed in common)" in markdown
+    assert "| 2/2 | no clear difference (seed(s) 3 only in DDKD; seed(s) 2 only in DKD: left out) |" in markdown
+    assert "|  |  | unpaired (seed(s) 5 only in Student; seed(s) 0, 1, 2 only in DKD) |" in markdown
     rows = list(csv.DictReader(io.StringIO(comparison_report([str(paired_runs)], fmt="csv", vs="DKD"))))
     cifar = next(r for r in rows if r["pair"] == "res56_res20")
     assert float(cifar["KD_vs_DKD_best_diff"]) == pytest.approx(-7 / 6, abs=1e-4)

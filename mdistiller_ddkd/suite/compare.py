@@ -45,10 +45,10 @@ def _signed(value: Optional[float]) -> str:
 
 
 def _seed_note(c: PairedComparison) -> str:
-    """What the comparison leaves out: seeds only one side ran."""
+    """What the comparison leaves out: seeds only one side ran (`` (seed(s) 3 only in DDKD: left out)``)."""
     notes = [f"seed(s) {', '.join(map(str, seeds))} only in {name}"
              for seeds, name in ((c.only_column, c.column), (c.only_reference, c.reference)) if seeds]
-    return f" (unpaired: {'; '.join(notes)}{'' if c.n else ', no seed in common'})" if notes else ""
+    return f" ({'; '.join(notes)}{': left out' if c.n else ''})" if notes else ""
 
 
 def paired_markdown(table: Table, vs: str) -> str:
