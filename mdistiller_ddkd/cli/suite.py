@@ -5,6 +5,7 @@
     python tools/suite.py table2 --jobs 8                    # 8 runs at a time, one GPU each
     python tools/suite.py mdistiller --dry-run               # every registered method x the 11 CIFAR pairs
     python tools/suite.py my_suite.yaml --seeds 1 SOLVER.EPOCHS 2
+    python tools/suite.py demo_dkd_beta                      # a shipped sweep: DKD's β on the demo
     python tools/suite.py run table2 --plugins my_methods    # `run` is the default subcommand
     python tools/suite.py report table2 [--metric last]      # the table of a suite's output folders
     python tools/suite.py table2 --slurm --partition gpu     # one Slurm job per run (docs/cluster.md)
