@@ -12,7 +12,7 @@ EXTRAS = {
     "viz": ["scikit-learn", "matplotlib"],
     "export": ["onnx", "onnxscript", "onnxruntime"],
 }
-TEST = ["pytest", "pytest-xdist", "ruff", "import-linter"]
+TEST = ["pytest", "pytest-xdist", "ruff", "import-linter", "scipy"]  # scipy: the oracle of suite.student_t
 
 
 def _read(name: str) -> str:
@@ -33,7 +33,7 @@ setup(
     # the repository's configs/ ship as package data, addressable as configs/<...>.yaml from any folder
     package_dir={"mdistiller_ddkd.configs": "configs"},
     package_data={"mdistiller_ddkd.configs": ["*/*.yaml", "*/*/*.yaml", "*/*/*/*.yaml"],
-                  "mdistiller_ddkd": ["data/*.json"]},
+                  "mdistiller_ddkd": ["data/*.json", "data/suites/*.yaml"]},
     install_requires=["torch>=2.0", "torchvision>=0.15", "yacs", "tensorboardX", "tqdm", "numpy", "pyyaml"],
     extras_require={**EXTRAS, "test": TEST + sorted({p for extra in EXTRAS.values() for p in extra})},
     entry_points={

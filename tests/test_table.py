@@ -14,7 +14,7 @@ import pytest
 from mdistiller_ddkd.cli.table import main as table_main
 from mdistiller_ddkd.suite.paper import paper_value
 from mdistiller_ddkd.suite.result_tables import Cell, build_tables, load_results, rank_ranges, separated
-from mdistiller_ddkd.suite.table_formats import render
+from mdistiller_ddkd.suite.table_formats import METRIC_LEGEND, render
 
 
 def write_run(root, name, method, teacher, student, seed, best, last, dataset="cifar100", finished=True,
@@ -161,7 +161,8 @@ def test_result_table_markdown_layout(runs):
         "**synthetic: top-1 accuracy (%), best epoch, mean ± std over seeds**\n\n"
         "| Teacher → Student | Teacher | Student | KD |\n"
         "|---|---|---|---|\n"
-        "| resnet20 → resnet8 |  |  | 60.00 (n=1) |")  # one run: no std, no rank, so no legend
+        "| resnet20 → resnet8 |  |  | 60.00 (n=1) |\n\n"
+        f"{METRIC_LEGEND['best']}")  # one run: no std, no rank, so no rank legend; the metric's legend always
 
 
 # ------------------------------------------------------------------------------------------ ranks and ties

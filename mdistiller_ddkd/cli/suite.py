@@ -5,6 +5,7 @@
     python tools/suite.py table2 --jobs 8                    # 8 runs at a time, one GPU each
     python tools/suite.py mdistiller --dry-run               # every registered method x the 11 CIFAR pairs
     python tools/suite.py my_suite.yaml --seeds 1 SOLVER.EPOCHS 2
+    python tools/suite.py demo_dkd_beta                      # a shipped sweep: DKD's β on the demo
     python tools/suite.py run table2 --plugins my_methods    # `run` is the default subcommand
     python tools/suite.py report table2 [--metric last]      # the table of a suite's output folders
     python tools/suite.py table2 --slurm --partition gpu     # one Slurm job per run (docs/cluster.md)
@@ -31,6 +32,7 @@ from ..suite.plan import plan_suite
 from ..suite.slurm import DEFAULT_SIGNAL_LEAD, SlurmOptions
 from ..suite.spec import NAMED_SUITES, SuiteSpec, load_suite, restrict, seeds_from_option
 from ..suite.status import render_status, suite_status
+from ..suite.sweep import expected_columns
 from ..suite.table_formats import suite_report
 from .runner import OneLineArgumentParser, one_line, run_main
 from .table import add_table_arguments, run_table, write_plots
@@ -181,7 +183,7 @@ def print_report(spec: SuiteSpec, output: Optional[str], metric: str = "best", f
     root = os.path.join(output or spec.output, spec.name)
     text = suite_report([root] if os.path.isdir(root) else [], metric=metric, topk=topk, fmt=fmt,
                         pairs=[(p.teacher, p.student) for p in spec.pairs], dataset=spec.dataset,
-                        methods=spec.methods)
+                        methods=expected_columns(spec.methods, spec.sweep, spec.method_sweep))
     print(text, flush=True)
     return text
 
@@ -217,7 +219,8 @@ def run_suite(args: argparse.Namespace) -> int:
     for line in plan.not_runnable_lines():
         print(line, flush=True)
     print(f"suite {spec.name}: {len(plan.runs)} runs ({len(spec.methods)} methods x {len(spec.pairs)} pairs x "
-          f"{len(spec.seeds)} seeds{', teachers trained first' if spec.teacher_config else ''}"
+          f"{len(spec.seeds)} seeds{' x swept values' if spec.sweep or spec.method_sweep else ''}"
+          f"{', teachers trained first' if spec.teacher_config else ''}"
           f"{f', {len(plan.not_runnable)} (method, pair) not runnable' if plan.not_runnable else ''}) -> "
           f"{plan.root}", flush=True)
     _prefetch_teachers(plan)

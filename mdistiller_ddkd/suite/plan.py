@@ -2,8 +2,9 @@
 
 Folders: ``<output>/<suite>/<run name>`` (``LOG.PREFIX``, ``EXPERIMENT.PROJECT``, ``EXPERIMENT.NAME``; the
 W&B group ``LOG.WANDB_GROUP`` is the suite's name);
-names are ``<method>-<pair>-s<seed>``, ``none-<model>-s<seed>`` for a model trained alone (shared by the
-pairs with the same student) and ``teacher-<model>-s<seed>`` for a teacher the suite trains itself.
+names are ``<method>-<pair>-s<seed>`` (a sweep's runs ``<method>-<pair>-<KEY>=<value>-s<seed>``,
+suite/sweep.py), ``none-<model>-s<seed>`` for a model trained alone (shared by the pairs with the same
+student) and ``teacher-<model>-s<seed>`` for a teacher the suite trains itself.
 A folder whose ``results.json`` says finished is skipped; one with a ``latest`` checkpoint is resumed.
 In a suite with ``skip_missing`` (the ``mdistiller`` suite), a run whose config file does not exist is
 not planned but listed as not runnable, with the reason.
@@ -22,7 +23,9 @@ from ..distillers import distiller_dict
 from ..engine.cfg import resolve_config_path
 from ..errors import ConfigError
 from ..results_file import read_results
+from . import sweep
 from .spec import Pair, SuiteSpec
+from .sweep import Point
 
 TRAIN_MODULE = "mdistiller_ddkd.cli.train"
 
@@ -42,6 +45,8 @@ class Run:
     role: str = "distill"  #: distill | student (NONE) | teacher
     #: plugin modules the training process imports first (its ``--plugins``)
     plugins: List[str] = field(default_factory=list)
+    #: the sweep's values of this run (``suite.sweep``), empty when it is not swept
+    point: Dict[str, str] = field(default_factory=dict)
 
     def status(self) -> str:
         """``finished``, ``resume`` (a ``latest`` checkpoint, unfinished) or ``new``."""
@@ -61,9 +66,10 @@ class Run:
                 *(["--plugins", ",".join(self.plugins)] if self.plugins else []), *self.overrides]
 
     def label(self) -> str:
+        swept = "".join(f" {key}={value}" for key, value in self.point.items())
         if self.role == "distill":
-            return f"{self.method} {self.pair.teacher}->{self.pair.student} seed {self.seed}"
-        return f"{self.method} {self.model}{' (teacher)' if self.role == 'teacher' else ''} seed {self.seed}"
+            return f"{self.method} {self.pair.teacher}->{self.pair.student}{swept} seed {self.seed}"
+        return f"{self.method} {self.model}{' (teacher)' if self.role == 'teacher' else ''}{swept} seed {self.seed}"
 
 
 @dataclass(frozen=True)
@@ -178,7 +184,7 @@ class _Planner:
         self._packaged: Optional[List[str]] = None
 
     def add(self, name: str, method: str, pair: Pair, seed: int, model: str, config: str, role: str,
-            specific: List[str], after: Optional[List[str]] = None) -> Optional[Run]:
+            specific: List[str], after: Optional[List[str]] = None, point: Optional[Point] = None) -> Optional[Run]:
         """The run called ``name`` (planned once); None when a ``skip_missing`` suite lacks its config."""
         if name in self.by_name:
             return self.by_name[name]
@@ -192,7 +198,7 @@ class _Planner:
                      "EXPERIMENT.SEED", str(seed), "LOG.PREFIX", self.prefix, "EXPERIMENT.PROJECT", spec.name,
                      "EXPERIMENT.NAME", name, "LOG.WANDB_GROUP", spec.name]
         run = Run(name, method, pair, seed, model, config, overrides, os.path.join(self.prefix, spec.name, name),
-                  list(after or []), role, list(self.plugins))
+                  list(after or []), role, list(self.plugins), dict(point or {}))
         self.runs.append(run)
         self.by_name[name] = run
         return run
@@ -217,21 +223,25 @@ class _Planner:
                         ["DISTILLER.TYPE", "NONE", "DISTILLER.STUDENT", pair.teacher])
         return teachers
 
-    def add_method(self, method: str, pair: Pair, seed: int, teachers: Dict[str, Run]) -> None:
-        """The run of ``method`` on ``pair`` (NONE: the student alone, shared by the pairs with that student)."""
+    def add_method(self, method: str, pair: Pair, seed: int, teachers: Dict[str, Run], point: Point) -> None:
+        """The run of ``method`` on ``pair`` at a sweep's ``point`` (NONE: the student alone, shared by the pairs
+        with that student)."""
+        swept = sweep.name_part(point)
         if method == "NONE":
-            self.add(f"none-{pair.student}-s{seed}", method, pair, seed, pair.student,
+            self.add(f"none-{pair.student}{swept}-s{seed}", method, pair, seed, pair.student,
                      _fill(self.spec.vanilla_config, method, pair, pair.student), "student",
-                     ["DISTILLER.TYPE", "NONE", "DISTILLER.STUDENT", pair.student])
+                     ["DISTILLER.TYPE", "NONE", "DISTILLER.STUDENT", pair.student, *sweep.overrides(point)],
+                     point=point)
             return
-        specific = ["DISTILLER.TYPE", method, "DISTILLER.TEACHER", pair.teacher, "DISTILLER.STUDENT", pair.student]
+        specific = ["DISTILLER.TYPE", method, "DISTILLER.TEACHER", pair.teacher, "DISTILLER.STUDENT", pair.student,
+                    *sweep.overrides(point)]
         after = []
         if pair.teacher in teachers:
             teacher = teachers[pair.teacher]
             specific += ["DISTILLER.TEACHER_CKPT", os.path.join(teacher.output_dir, "student_best")]
             after = [teacher.name]
-        self.add(f"{method.lower()}-{pair.name}-s{seed}", method, pair, seed, pair.student,
-                 _fill(self.spec.config, method, pair, pair.student), "distill", specific, after)
+        self.add(f"{method.lower()}-{pair.name}{swept}-s{seed}", method, pair, seed, pair.student,
+                 _fill(self.spec.config, method, pair, pair.student), "distill", specific, after, point)
 
 
 def plan_suite(spec: SuiteSpec, extra_overrides: Sequence[str] = (), output: Optional[str] = None,
@@ -248,8 +258,9 @@ def plan_suite(spec: SuiteSpec, extra_overrides: Sequence[str] = (), output: Opt
     teachers = planner.teachers()
     for pair in spec.pairs:
         for method in spec.methods:
-            for seed in spec.seeds:
-                planner.add_method(method, pair, seed, teachers)
+            for point in sweep.grid(spec.sweep, spec.method_sweep.get(method)):
+                for seed in spec.seeds:
+                    planner.add_method(method, pair, seed, teachers, point)
     unknown = [m for m in spec.methods if m not in distiller_dict]
     return Plan(spec, planner.runs, planner.missing, unknown, list(planner.not_runnable.values()),
                 os.path.join(planner.prefix, spec.name))

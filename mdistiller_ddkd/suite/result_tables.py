@@ -22,6 +22,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from ..errors import ConfigError, MissingInputError
 from ..results_file import RESULTS, read_results
 from .paper import pair_name, paper_pairs, paper_value
+from .sweep import column_label, order_columns, sweep_of_run_name
 
 METRICS = ("best", "last")
 #: method columns in the paper's order; others follow alphabetically
@@ -38,6 +39,12 @@ class RunResult:
     seed: int
     finished: bool
     values: Dict[str, Optional[float]]  #: best_acc, best_acc_top5, last_acc, last_acc_top5
+    #: the swept config values of a sweep run, from its folder name (``suite.sweep``); empty otherwise
+    sweep: Dict[str, str] = field(default_factory=dict)
+
+    def column(self, base: str) -> str:
+        """The table column of this run: ``base`` (its method, Student or Teacher) and its swept values."""
+        return column_label(base, self.sweep)
 
 
 #: columns that are not ranked: the teacher is the reference, not a way of training the student
@@ -52,6 +59,8 @@ class Cell:
     paper: Optional[float] = None
     #: (best, worst) place among the row's ranked cells (:func:`rank_ranges`); None when not ranked
     rank: Optional[Tuple[int, int]] = None
+    #: the seed of each value (same order), for comparisons paired by seed (``suite.paired``)
+    seeds: List[int] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -81,7 +90,8 @@ class Cell:
 
     def as_dict(self) -> dict:
         return {"mean": self.mean, "std": self.std, "se": self.se, "n": self.n, "values": self.values,
-                "paper": self.paper, "diff": self.diff, "rank": list(self.rank) if self.rank else None}
+                "paper": self.paper, "diff": self.diff, "rank": list(self.rank) if self.rank else None,
+                "seeds": self.seeds}
 
 
 def separated(a: Cell, b: Cell) -> bool:
@@ -156,6 +166,7 @@ def load_results(roots: Iterable[str], include_unfinished: bool = False) -> List
                 teacher=str(data.get("teacher", "")), student=str(data.get("student", "")),
                 seed=int(data.get("seed", 0)), finished=bool(data.get("finished")),
                 values={k: _number(data.get(k)) for k in ("best_acc", "best_acc_top5", "last_acc", "last_acc_top5")},
+                sweep=sweep_of_run_name(os.path.basename(dirpath)),
             ))
     return found
 
@@ -191,31 +202,32 @@ def build_tables(results: Sequence[RunResult], metric: str = "best", topk: int =
     for ds in datasets:
         mine = [r for r in results if r.dataset == ds]
         row_pairs = list(pairs) if pairs else _pairs_found(mine, ds)
-        columns = method_order(({r.method for r in mine} | set(methods or ())) - {"NONE"})
+        columns = order_columns(({r.column(r.method) for r in mine} | set(methods or ())) - {"NONE"}, method_order)
+        extra = order_columns({r.column("Student") for r in mine if r.method == "NONE" and r.sweep}, sorted)
         rows = []
         for teacher, student in row_pairs:
             row = Row(teacher, student)
-            buckets: Dict[str, List[float]] = {}
+            buckets: Dict[str, List[RunResult]] = {}
             for r in mine:
-                value = r.values.get(key)
-                if value is None:
+                if r.values.get(key) is None:
                     continue
                 if r.method == "NONE":
-                    if r.student == teacher:
-                        buckets.setdefault("Teacher", []).append(value)
+                    if r.student == teacher and not r.sweep:  # a sweep varies the trained model, not the reference
+                        buckets.setdefault("Teacher", []).append(r)
                     if r.student == student:
-                        buckets.setdefault("Student", []).append(value)
+                        buckets.setdefault(r.column("Student"), []).append(r)
                 elif r.teacher == teacher and r.student == student:
-                    buckets.setdefault(r.method, []).append(value)
-            for column in ["Teacher", "Student", *columns]:
+                    buckets.setdefault(r.column(r.method), []).append(r)
+            for column in ["Teacher", "Student", *extra, *columns]:
                 paper = paper_value(ds, teacher, student, column, topk) if with_paper else None
                 if column in buckets or paper is not None:
-                    row.cells[column] = Cell(buckets.get(column, []), paper)
+                    runs = buckets.get(column, [])
+                    row.cells[column] = Cell([r.values[key] for r in runs], paper, seeds=[r.seed for r in runs])
             ranks = rank_ranges({c: cell for c, cell in row.cells.items() if c not in UNRANKED_COLUMNS})
             for column, rank in ranks.items():
                 row.cells[column].rank = rank
             rows.append(row)
-        tables.append(Table(ds, metric, topk, ["Teacher", "Student", *columns], rows))
+        tables.append(Table(ds, metric, topk, ["Teacher", "Student", *extra, *columns], rows))
     return tables
 
 

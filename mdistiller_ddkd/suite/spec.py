@@ -2,8 +2,9 @@
 
 Named suites: ``table1`` (ImageNet), ``table2`` (CIFAR-100, same family), ``table3`` (CIFAR-100, cross
 family) built from the paper's tables, ``mdistiller`` (every registered method x the eleven CIFAR-100
-pairs; a (method, pair) without a config file is listed as not runnable) and ``demo`` (the offline
-synthetic demo). A YAML file describes a custom suite with the same fields::
+pairs; a (method, pair) without a config file is listed as not runnable), ``demo`` (the offline
+synthetic demo) and the suite files shipped in ``mdistiller_ddkd/data/suites/`` (sweeps), by file name.
+A YAML file describes a custom suite with the same fields::
 
     name: my_suite                 # output sub-folder (default: the file name)
     dataset: cifar100              # cifar100 | imagenet | synthetic (paper values are looked up by it)
@@ -15,6 +16,8 @@ synthetic demo). A YAML file describes a custom suite with the same fields::
     teacher_config: null           # set: train each teacher first (method NONE) and distil from its student_best
     overrides: {SOLVER.EPOCHS: 2}  # or a flat list [KEY, VALUE, ...]; applied to every run
     method_overrides: {DKD: {DKD.WARMUP: 1}}
+    sweep: {SOLVER.LR: [0.025, 0.05]}   # one run per value (several keys: every combination), for every method
+    method_sweep: {DKD: {DKD.BETA: [1, 2, 4, 8]}}   # the same for one method (suite/sweep.py)
     output: output/suites          # LOG.PREFIX of the runs
     skip_missing: false            # true: runs without a config file are listed as not runnable, the rest run
     slurm: {partition: gpu, time: "24:00:00", mem: 16G, cpus: 4}   # job resources for --slurm (docs/cluster.md)
@@ -39,6 +42,7 @@ from ..pairs import pairs_of
 from ..registry import Registry
 from .paper import PAIR_NAMES, PAPER_TABLES, pair_name, table_methods, table_rows
 from .result_tables import method_order
+from .sweep import Sweep, parse_sweep
 
 DEFAULT_OUTPUT = os.path.join("output", "suites")
 
@@ -75,6 +79,9 @@ class SuiteSpec:
     slurm: Dict[str, object] = field(default_factory=dict)
     #: runs at a time when ``--jobs`` is not given (on the CPU each run gets the cores / jobs threads)
     jobs: int = 1
+    #: swept keys of every method's runs, and of one method's (``suite.sweep``): one run per point of the grid
+    sweep: Sweep = field(default_factory=dict)
+    method_sweep: Dict[str, Sweep] = field(default_factory=dict)
 
 
 def _pair_from_name(name: str) -> Pair:
@@ -161,10 +168,24 @@ def mdistiller_suite() -> SuiteSpec:
                      vanilla_config="configs/cifar100/vanilla/{model}.yaml", skip_missing=True)
 
 
+#: the suite files shipped with the package (sweeps), named suites by their file name
+SUITE_FILES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "suites")
+
+
+def _shipped_suite_files() -> Dict[str, str]:
+    names = sorted(os.listdir(SUITE_FILES)) if os.path.isdir(SUITE_FILES) else []
+    return {os.path.splitext(n)[0]: os.path.join(SUITE_FILES, n) for n in names if n.endswith(".yaml")}
+
+
+def _shipped_suite(path: str) -> SuiteSpec:
+    return load_suite(path)
+
+
 #: name -> builder of every named suite (built on demand: the paper's tables are read, the registry asked)
 _NAMED_SUITE_BUILDERS: Registry[Callable[[], SuiteSpec]] = Registry("named suite")
 for _name, _builder in [*((table, partial(_paper_suite, table)) for table in PAPER_TABLES),
-                        ("mdistiller", mdistiller_suite), ("demo", demo_suite)]:
+                        ("mdistiller", mdistiller_suite), ("demo", demo_suite),
+                        *((name, partial(_shipped_suite, path)) for name, path in _shipped_suite_files().items())]:
     _NAMED_SUITE_BUILDERS.register(_name, _builder)
 NAMED_SUITES = tuple(_NAMED_SUITE_BUILDERS)
 
@@ -177,7 +198,8 @@ def named_suite(name: str) -> SuiteSpec:
 def suite_from_dict(data: dict, default_name: str = "suite") -> SuiteSpec:
     """A custom suite from the YAML fields documented in this module."""
     known = {"name", "dataset", "methods", "pairs", "seeds", "config", "vanilla_config", "teacher_config",
-             "overrides", "method_overrides", "output", "base", "skip_missing", "slurm", "jobs"}
+             "overrides", "method_overrides", "output", "base", "skip_missing", "slurm", "jobs",
+             "sweep", "method_sweep"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"unknown suite field(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}")
@@ -205,7 +227,17 @@ def suite_from_dict(data: dict, default_name: str = "suite") -> SuiteSpec:
         skip_missing=bool(data.get("skip_missing", base.skip_missing if base else False)),
         slurm=dict(data.get("slurm") or (base.slurm if base else {})),
         jobs=int(data.get("jobs", base.jobs if base else 1)),
+        sweep=parse_sweep(data.get("sweep")),
+        method_sweep=_method_sweeps(data.get("method_sweep")),
     )
+
+
+def _method_sweeps(data) -> Dict[str, Sweep]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"method_sweep must be a mapping {{METHOD: {{KEY: [value, ...]}}}}, got {data!r}")
+    return {str(m).upper(): parse_sweep(v, f"method_sweep {str(m).upper()}") for m, v in data.items()}
 
 
 def load_suite(name_or_path: str) -> SuiteSpec:

@@ -1,5 +1,6 @@
 """PNG plots of a suite: test accuracy per epoch of every method of a pair (mean ± std over seeds), ours
-vs the paper's tables, and each diagnosed run's plots. matplotlib is the ``[plot]`` extra."""
+vs the paper's tables, accuracy against each swept value (``suite.sweep_figures``), and each diagnosed run's plots.
+matplotlib is the ``[plot]`` extra."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ..matplotlib_support import pyplot, require_matplotlib, save_figure, series
 from ..results_file import read_results
 from .paper import pair_name
 from .result_tables import build_tables, load_results, method_order
+from .sweep_figures import plot_sweeps
 
 
 def _history(run_path: str) -> List[Dict]:
@@ -108,6 +110,7 @@ def plot_suite(roots: Sequence[str], out_dir: str, metric: str = "best", include
             mine = [r for r in results if r.dataset == table.dataset]
             paths += plot_pair_accuracy(mine, row.teacher, row.student, out_dir, pair_name(row.teacher, row.student))
     paths += plot_paper_vs_ours(tables, out_dir)
+    paths += plot_sweeps(tables, out_dir)
     for r in results:
         history = _history(r.path)
         if any(k.startswith("diag_") for record in history for k in record):

@@ -51,6 +51,13 @@ def _title(table: Table) -> str:
     return f"{table.dataset}: top-{table.topk} accuracy (%), {table.metric} epoch, mean ± std over seeds"
 
 
+#: printed under every table: which accuracy of a run its cells hold
+METRIC_LEGEND = {
+    "best": "best epoch: each run's highest test accuracy over all its epochs (mdistiller's convention, the default; "
+            "`--metric last` takes the last epoch's, `--metric both` shows both).",
+    "last": "last epoch: each run's test accuracy after its final epoch (`--metric best` takes the highest over all "
+            "epochs, mdistiller's convention).",
+}
 #: printed under a table with ranks
 RANK_LEGEND = (f"rank: place by mean among the row's Student and method columns (the Teacher is not ranked); "
                f"a range such as 1–3 is a tie: two means are ordered only when they differ by more than "
@@ -64,6 +71,7 @@ def to_markdown(table: Table, with_paper: bool = True) -> str:
     rows = [[f"{row.teacher} → {row.student}" if row.teacher else row.student,
              *(cell_text(row.cells.get(c), with_paper) for c in table.columns)] for row in table.rows]
     text = f"**{_title(table)}**\n\n" + markdown_table(["Teacher → Student", *table.columns], rows)
+    text += f"\n\n{METRIC_LEGEND[table.metric]}"
     if any(cell.rank is not None for row in table.rows for cell in row.cells.values()):
         text += f"\n\n{RANK_LEGEND}"
     return text

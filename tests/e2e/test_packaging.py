@@ -96,3 +96,7 @@ def test_pip_install_gives_console_scripts_and_packaged_configs(tmp_path):
     assert lines[1:] == ["synthetic", "5"]
     dry = run([str(bindir / "ddkd-suite"), "table2", "--dry-run", "--seeds", "1"])
     assert dry.returncode == 0 and len(dry.stdout.splitlines()) == 50, dry.stdout + dry.stderr
+    sweep = run([str(bindir / "ddkd-suite"), "demo_dkd_beta", "--dry-run"])  # a suite file shipped as package data
+    commands = [line for line in sweep.stdout.splitlines() if line and not line.startswith("#")]
+    assert sweep.returncode == 0 and len(commands) == 16, sweep.stdout + sweep.stderr
+    assert sum("DKD.BETA 8.0" in line for line in commands) == 3
