@@ -129,6 +129,6 @@ def test_a_method_using_such_an_operation_trains_but_not_deterministically(capsy
         runs = [train_cli(capsys, "--plugins", "put_plugin", *tiny_run_overrides(
             tmp_path / flag, **{"DISTILLER.TYPE": "PUTS", "SOLVER.DETERMINISTIC": flag})) for flag in ("True", "False")]
     finally:
-        distiller_dict.pop("PUTS", None)
+        distiller_dict.unregister("PUTS")
     assert_one_line_error(runs[0][0], runs[0][2], "put_ has no deterministic implementation on this device")
     assert runs[1][0] == 0, runs[1][2]
