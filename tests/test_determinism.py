@@ -3,17 +3,20 @@ one-line refusals where it cannot hold, and the provenance every run's results.j
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pathlib
 import platform
 import re
 
 import pytest
 import torch
 
+from mdistiller_ddkd.engine import determinism
 from mdistiller_ddkd.engine.determinism import apply_determinism, refusing_nondeterministic_operations
 from mdistiller_ddkd.errors import ConfigError
-from tests.helpers import assert_one_line_error, run_folder, tiny_run_overrides, train_cli
+from tests.helpers import REPO_ROOT, assert_one_line_error, run_folder, tiny_run_overrides, train_cli
 
 VARIABLE = "CUBLAS_WORKSPACE_CONFIG"
 
@@ -73,6 +76,36 @@ def _cpu_model() -> str:
     return match.group(1) if match else (platform.processor() or platform.machine())
 
 
+def _sources_sha256() -> str:
+    """The package's source hash computed here with pathlib: every ``.py`` file under mdistiller_ddkd/, by its
+    path relative to the package."""
+    package = os.path.join(REPO_ROOT, "mdistiller_ddkd")
+    paths = sorted(str(p.relative_to(package)).replace(os.sep, "/") for p in pathlib.Path(package).rglob("*.py"))
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.encode() + b"\0" + (pathlib.Path(package) / path).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def test_the_source_hash_changes_with_any_source_byte(tmp_path, monkeypatch):
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "a.py").write_text("x = 1\n")
+    (package / "sub" / "b.py").write_text("y = 2\n")
+    (package / "notes.txt").write_text("not code")
+    monkeypatch.setattr(determinism, "_PACKAGE_DIR", str(package))
+    hashes = []
+    for change in (None, lambda: (package / "sub" / "b.py").write_text("y = 3\n"),
+                   lambda: (package / "notes.txt").write_text("still not code")):
+        if change:
+            change()
+        determinism.source_hash.cache_clear()
+        hashes.append(determinism.source_hash())
+    determinism.source_hash.cache_clear()
+    expected = hashlib.sha256(b"a.py\0x = 1\n\0sub/b.py\0y = 2\n\0").hexdigest()
+    assert hashes[0] == expected and hashes[1] != hashes[0] and hashes[2] == hashes[1]
+
+
 @pytest.mark.parametrize("deterministic", [True, False])
 def test_results_record_the_seed_the_setting_the_versions_and_the_device(capsys, tmp_path, deterministic):
     overrides = {"SOLVER.DETERMINISTIC": str(deterministic), "EXPERIMENT.SEED": "7"}
@@ -83,7 +116,8 @@ def test_results_record_the_seed_the_setting_the_versions_and_the_device(capsys,
         results = json.load(f)
     assert results["seed"] == 7
     assert results["provenance"] == {"deterministic": deterministic, "torch": torch.__version__, "cuda": None,
-                                     "cudnn": None, "device": _cpu_model(), "threads": torch.get_num_threads()}
+                                     "cudnn": None, "device": _cpu_model(), "threads": torch.get_num_threads(),
+                                     "sources": _sources_sha256()}
     assert {"method", "best_acc", "last_acc", "history"} <= set(results)  # the keys tables read stay
 
 

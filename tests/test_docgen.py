@@ -5,8 +5,11 @@ tables order, by more than twice the larger SE, is ordered the other way round);
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -180,3 +183,34 @@ def test_story_conflicts_name_a_pair_the_two_tables_order_the_other_way_round():
     assert conflicts == [
         "resnet20_resnet8: 1 thread orders Student 81.00 vs KD 96.00, 2 threads Student 98.00 vs KD 96.00",
         "resnet20_resnet8: 1 thread orders Student 81.00 vs DKD 96.67, 2 threads Student 98.00 vs DKD 96.00"]
+
+
+def _git(*args: str, binary: bool = False):
+    done = subprocess.run(["git", "-C", REPO_ROOT, *args], capture_output=True, timeout=120)
+    return done.returncode, done.stdout if binary else done.stdout.decode().strip()
+
+
+def _sources_at(commit: str) -> str:
+    """The package source hash of ``commit``, recomputed from git's objects: every ``.py`` under mdistiller_ddkd/
+    by its path relative to the package (what ``determinism.source_hash`` hashes in a checkout)."""
+    _, listing = _git("ls-tree", "-r", "--name-only", commit, "--", "mdistiller_ddkd")
+    digest = hashlib.sha256()
+    for path in sorted(p for p in listing.splitlines() if p.endswith(".py")):
+        _, data = _git("show", f"{commit}:{path}", binary=True)
+        digest.update(path[len("mdistiller_ddkd/"):].encode() + b"\0" + data + b"\0")
+    return digest.hexdigest()
+
+
+def test_the_demo_results_name_the_committed_code_they_were_measured_with(demo):
+    """Each committed demo result records a commit of this repository and the package source hash its runs
+    recorded; that commit's sources hash to that value, so the numbers belong to code that is in the history."""
+    if shutil.which("git") is None or _git("rev-parse", "--git-dir")[0] != 0:
+        pytest.skip("not a git checkout: the recorded commit cannot be looked up")
+    for label, data in demo.items():
+        code = data["code"]
+        assert len(code["commit"]) == 40 and len(code["sources"]) == 64, label
+        if _git("cat-file", "-e", f"{code['commit']}^{{commit}}")[0] != 0:
+            pytest.skip(f"commit {code['commit'][:12]} is not in this clone (shallow?)")
+        assert _git("merge-base", "--is-ancestor", code["commit"], "HEAD")[0] == 0, label
+        assert _sources_at(code["commit"]) == code["sources"], label
+        assert docgen.measured_with(data) in open(os.path.join(REPO_ROOT, "docs", "benchmarks.md")).read()

@@ -26,9 +26,11 @@ import glob
 import json
 import os
 import re
+import subprocess
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from mdistiller_ddkd.engine.cfg import build_default_config, iter_flat, load_config
+from mdistiller_ddkd.engine.determinism import source_hash
 from mdistiller_ddkd.errors import DataFileError, MissingInputError, UnknownNameError
 from mdistiller_ddkd.fileio import write_text_atomic
 from mdistiller_ddkd.registry import Registry
@@ -38,6 +40,8 @@ from mdistiller_ddkd.suite.result_tables import RunResult, Table, build_tables, 
 
 #: where the committed results live, relative to the repository root
 RESULTS_DIR = os.path.join("docs", "results")
+#: the repository this developer tooling lives in (its commits name the code of committed results)
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: the pages whose blocks are generated, relative to the repository root
 DOC_PATTERNS = ("README.md", os.path.join("docs", "*.md"))
 BLOCK_MARKERS = re.compile(r"<!-- generated: ([\w.-]+) -->(.*?)<!-- end generated -->", re.S)
@@ -148,7 +152,33 @@ def collect_suite(root: str) -> Dict:
             **{key: manifest["runs"][name].get(key) for key in ("state", "threads", "seconds")},
         })
     summary = {key: value for key, value in manifest.items() if key != "runs"}
-    return {"suite": manifest["suite"], "manifest": summary, "runs": runs}
+    return {"suite": manifest["suite"], "manifest": summary, "code": measured_code(root, runs), "runs": runs}
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(["git", "-C", REPO_ROOT, *args], capture_output=True, text=True, timeout=60)
+    except OSError as err:
+        raise MissingInputError(f"git is needed to record the commit the results were measured with: {err}")
+    if done.returncode != 0:
+        raise MissingInputError(f"git {' '.join(args)} failed in {REPO_ROOT}: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def measured_code(root: str, runs: List[Dict]) -> Dict[str, str]:
+    """The commit and package source hash every run of ``root`` was measured with, refused in one line unless
+    all runs record this checkout's current sources and those sources are committed (so the commit names them)."""
+    current = source_hash()
+    hashes = {(read_results(os.path.join(root, run["name"])) or {}).get("provenance", {}).get("sources")
+              for run in runs}
+    if hashes != {current}:
+        raise DataFileError(f"{root}: its runs were measured with other package sources than this checkout's "
+                            f"({', '.join(sorted(str(h)[:12] for h in hashes))} against {current[:12]}): run the "
+                            f"suite again with the code to be committed beside its results")
+    if _git("status", "--porcelain", "--", "mdistiller_ddkd"):
+        raise DataFileError("mdistiller_ddkd/ has uncommitted changes: commit the code the results were measured "
+                            "with first, so that the recorded commit holds it")
+    return {"commit": _git("rev-parse", "HEAD"), "sources": current}
 
 
 def write_results(data: Dict, path: str) -> None:

@@ -7,6 +7,7 @@ import os
 from typing import Dict, Iterable, List, Sequence, Tuple
 
 from mdistiller_ddkd.markdown_table import markdown_table
+from mdistiller_ddkd.suite.compare import paired_markdown
 from mdistiller_ddkd.suite.progress import format_seconds
 from mdistiller_ddkd.suite.result_tables import UNRANKED_COLUMNS, Table, method_order, separated
 from mdistiller_ddkd.suite.table_formats import to_markdown
@@ -103,9 +104,23 @@ def _demo_recipe(results_dir: str) -> str:
     ])
 
 
+#: the method the demo's paired comparisons are against
+DEMO_REFERENCE = "DKD"
+
+
+def measured_with(data: Dict) -> str:
+    """The line under a table of committed results: the commit and package sources they were measured with."""
+    code = data.get("code") or {}
+    if not code:
+        return "measured with code that was not recorded"
+    return f"measured with commit `{code['commit'][:12]}` (package sources sha256 `{code['sources'][:12]}`)"
+
+
 def _table_block(label: str) -> BlockFunction:
     def block(results_dir: str) -> str:
-        return to_markdown(suite_table(demo_results(results_dir)[label]))
+        data = demo_results(results_dir)[label]
+        table = suite_table(data)
+        return "\n\n".join([to_markdown(table), paired_markdown(table, DEMO_REFERENCE), measured_with(data) + "."])
 
     return block
 

@@ -4,6 +4,8 @@ provenance results.json records so that a reader knows what a number was compute
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import platform
 import re
@@ -75,14 +77,30 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@functools.lru_cache(maxsize=None)
+def source_hash() -> str:
+    """SHA-256 of the package's Python sources (relative paths and bytes, in sorted order): which code computed
+    a result, comparable across checkouts and installs of the same code."""
+    digest = hashlib.sha256()
+    paths = sorted(os.path.relpath(os.path.join(folder, name), _PACKAGE_DIR).replace(os.sep, "/")
+                   for folder, _, names in os.walk(_PACKAGE_DIR) for name in names if name.endswith(".py"))
+    for path in paths:
+        with open(os.path.join(_PACKAGE_DIR, path), "rb") as f:
+            digest.update(path.encode() + b"\0" + f.read() + b"\0")
+    return digest.hexdigest()
+
+
 def run_provenance(deterministic: bool, device: torch.device) -> Dict[str, Optional[object]]:
     """What a run's numbers were computed with (beside the seed, which results.json holds already):
     ``SOLVER.DETERMINISTIC``, library versions (CUDA and cuDNN: null unless the run computes on a GPU), the
-    device, and torch's CPU threads (they change the order of CPU reductions)."""
+    device, torch's CPU threads (they change the order of CPU reductions) and the package's ``source_hash``."""
     on_gpu = device.type == "cuda"
     return {
         "deterministic": deterministic, "torch": torch.__version__,
         "cuda": torch.version.cuda if on_gpu else None,
         "cudnn": torch.backends.cudnn.version() if on_gpu and torch.backends.cudnn.is_available() else None,
-        "device": device_name(device), "threads": torch.get_num_threads(),
+        "device": device_name(device), "threads": torch.get_num_threads(), "sources": source_hash(),
     }

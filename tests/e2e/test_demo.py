@@ -12,8 +12,10 @@ import time
 
 import pytest
 
+from dev import docgen
 from dev.docgen import late_change
-from mdistiller_ddkd.suite.table_formats import RANK_LEGEND
+from mdistiller_ddkd.suite.result_tables import build_tables, load_results
+from mdistiller_ddkd.suite.table_formats import RANK_LEGEND, cell_text
 from tests.helpers import DEMO_STUDENT_LATE_CHANGE, DEMO_TEACHER_LATE_CHANGE, REPO_ROOT, run_cli
 
 #: a hang guard only (the demo takes a few minutes on 2 quiet cores)
@@ -57,4 +59,21 @@ def test_demo_suite_runs_offline_and_prints_its_table(tmp_path):
     cells = [c.strip() for c in table.strip("|").split("|")][1:]
     assert cells[0].endswith("(n=1)") and "±" not in cells[0]
     assert all("(n=3), rank " in cell for cell in cells[1:]), cells
+    _assert_the_published_table_is_this_code_s(str(root))
     print(f"the demo suite took {elapsed:.0f} s")
+
+
+def _assert_the_published_table_is_this_code_s(root: str) -> None:
+    """The committed one-thread demo results (docs/results/, shown in docs/benchmarks.md) are what this code
+    computes, cell by cell: a change to what a method computes regenerates them in the same change."""
+    published = docgen.demo_results(os.path.join(REPO_ROOT, docgen.RESULTS_DIR))["1 thread"]
+    expected = docgen.suite_table(published)
+    (table,) = build_tables(load_results([root]), pairs=[(r.teacher, r.student) for r in expected.rows],
+                            dataset=expected.dataset, methods=expected.columns[2:])
+    differing = [f"{row.teacher} → {row.student} / {column}: measured {cell_text(row.cells.get(column))!r}, "
+                 f"published {cell_text(published_row.cells.get(column))!r}"
+                 for row, published_row in zip(table.rows, expected.rows) for column in expected.columns
+                 if cell_text(row.cells.get(column)) != cell_text(published_row.cells.get(column))]
+    assert table.columns == expected.columns and not differing, (
+        "the demo's numbers differ from docs/results/demo-1thread.json — regenerate them (docs/benchmarks.md, "
+        "'The offline demo'): " + "; ".join(differing))
