@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mdistiller_ddkd.bench.breakdown import op_profile
-from mdistiller_ddkd.bench.common import allocator_environment, kernel_work
+from mdistiller_ddkd.bench.measurement import allocator_environment, kernel_work
 from mdistiller_ddkd.bench.step import markdown_table, pair_config_file, run_benchmark
 
 
@@ -118,7 +118,7 @@ def test_the_cuda_path_refuses_cleanly_without_a_gpu(capsys):
 
 
 def test_saved_tensor_bytes_count_what_autograd_keeps_for_backward():
-    from mdistiller_ddkd.bench.common import saved_tensor_bytes
+    from mdistiller_ddkd.bench.measurement import saved_tensor_bytes
 
     x = torch.randn(32, 16, requires_grad=True)
     w = torch.randn(16, 8, requires_grad=True)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from mdistiller_ddkd.diagnostics import gap_metrics, isolated, linear_cka, term_gradient_norms
-from mdistiller_ddkd.diagnostics.metrics import (
+from mdistiller_ddkd.diagnostics.representation_metrics import (
     bucket_edges,
     histogram_counts,
     kl_teacher_student,

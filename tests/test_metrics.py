@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from mdistiller_ddkd.engine.distributed import Runtime
-from mdistiller_ddkd.engine.metrics import EpochSums, evaluate, topk_correct
+from mdistiller_ddkd.engine.evaluation import EpochSums, evaluate, topk_correct
 
 
 class _Logits(nn.Module):

@@ -19,7 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..diffusion.blocks import fast_paths, mse_loss
 from ..markdown_table import markdown_table
-from .common import make_clock
+from .measurement import make_clock
 from .step import build_distiller, build_step, pair_config_file
 
 

@@ -27,7 +27,7 @@ from ..engine.distributed import init_runtime
 from ..engine.trainer import Trainer
 from ..markdown_table import markdown_table as _markdown_table
 from ..models import cifar_model_dict
-from .common import peak_rss_bytes, sync
+from .measurement import peak_rss_bytes, sync
 
 
 def _peak_memory_bytes(device: torch.device) -> int:

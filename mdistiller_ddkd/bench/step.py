@@ -24,7 +24,7 @@ from ..distillers import get_distiller_class
 from ..engine.cfg import load_config, resolve_config_path
 from ..markdown_table import markdown_table as _markdown_table
 from ..models import get_model as build_model
-from .common import (
+from .measurement import (
     allocator_environment,
     current_rss_bytes,
     kernel_work,

@@ -13,7 +13,7 @@ import sys
 from typing import Optional, Sequence
 
 from ..bench.breakdown import breakdown, breakdown_table, profile_table
-from ..bench.common import CLOCKS
+from ..bench.measurement import CLOCKS
 from ..bench.step import DEFAULT_METHODS, markdown_table, run_benchmark
 from ..engine.distributed import select_device
 from ..errors import ConfigError

@@ -17,7 +17,7 @@ from ..distillers import Vanilla
 from ..engine.build import build_teacher, teacher_checkpoint_path
 from ..engine.cfg import load_config
 from ..engine.distributed import select_device
-from ..engine.metrics import evaluate
+from ..engine.evaluation import evaluate
 from ..plugins import add_plugins_argument, plugins_from_args
 from .runner import EXIT_CODES_HELP, OneLineArgumentParser, add_debug_argument, run_main
 

@@ -17,7 +17,7 @@ from torch import nn
 from ..distillers.ddkd import DDKD
 from .gradients import distiller_gradient_norms
 from .isolation import isolated
-from .metrics import (
+from .representation_metrics import (
     bucket_edges,
     histogram_counts,
     kl_teacher_student,

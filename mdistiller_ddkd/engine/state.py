@@ -8,7 +8,7 @@ from typing import Dict, List, Optional
 
 from ..rng import rng_state
 from .distributed import Runtime, gather_objects
-from .metrics import EpochSums
+from .evaluation import EpochSums
 
 #: what a ``latest`` written by this trainer always holds
 LATEST_KEYS = ("epoch", "model", "optimizer", "best_acc", "scaler", "rng")

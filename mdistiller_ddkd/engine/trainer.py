@@ -29,9 +29,9 @@ from .build import build_distiller
 from .cfg import AMP_CHOICES, output_dir_name
 from .determinism import apply_determinism, refusing_nondeterministic_operations, run_provenance
 from .distributed import Runtime, init_runtime, shutdown_runtime
+from .evaluation import EpochSums, evaluate
 from .events import EventLog
 from .hooks import StepState, TrainerHook, build_hooks
-from .metrics import EpochSums, evaluate
 from .resume import Restored, check_resume_config, read_latest, record_resume
 from .run_folder import CONFIG, LATEST, RunFolder
 from .state import RunProgress, results_record, training_state

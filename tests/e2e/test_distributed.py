@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mdistiller_ddkd.engine.cfg import load_config
-from mdistiller_ddkd.engine.metrics import evaluate
+from mdistiller_ddkd.engine.evaluation import evaluate
 from tests.helpers import TRAIN, run_cli, tiny_overrides
 
 
