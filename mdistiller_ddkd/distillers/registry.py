@@ -11,13 +11,13 @@ from ..registry import Registry
 
 #: method name (upper case; looked up case-insensitively) -> class, as mdistiller's ``distiller_dict``
 distiller_dict: Registry[type] = Registry("method (DISTILLER.TYPE)", normalize=str.upper)
-#: top-level config node name -> its default node (``CFG[name]``)
+#: top-level config node name -> its default node (``build_default_config()[name]``)
 config_nodes: Registry[CfgNode] = Registry("method config node")
 
 
 def register_distiller(name: str, config: Optional[CfgNode] = None) -> Callable[[Type], Type]:
     """Class decorator: register ``cls`` as ``distiller_dict[name]`` and, when given, ``config`` as the
-    default config node ``CFG[name]`` (several methods may share a node; it is declared once)."""
+    default config node ``build_default_config()[name]`` (several methods may share a node, declared once)."""
     key = distiller_dict.key(name)
 
     def wrap(cls: Type) -> Type:
