@@ -19,7 +19,7 @@ from .. import dataset as _datasets  # registers every dataset and its config no
 from .. import distillers as _distillers  # registers every method and its config node
 from ..configs_path import packaged_config
 from ..errors import ConfigError, MissingInputError, UnknownNameError
-from ..models import model_names
+from ..models import check_model_name
 from .distributed import DEVICE_CHOICES
 from .precision import AMP_CHOICES
 from .update import registered_update_rules
@@ -56,6 +56,12 @@ def _distiller_and_solver(cfg: CN) -> None:
     # added: teacher checkpoint; empty = download_ckpts/cifar_teachers/<teacher>_vanilla/ckpt_epoch_240.pth
     # relative to the working directory (ImageNet: torchvision's pretrained weights)
     cfg.DISTILLER.TEACHER_CKPT = ""
+    # added: timm/<name> teachers and students (docs/usage.md "timm models"): timm.create_model arguments
+    # (config files only: lower-case keys, e.g. drop_path_rate: 0.1) and pretrained weights for the student
+    cfg.DISTILLER.TIMM = CN()
+    cfg.DISTILLER.TIMM.TEACHER_KWARGS = CN(new_allowed=True)
+    cfg.DISTILLER.TIMM.STUDENT_KWARGS = CN(new_allowed=True)
+    cfg.DISTILLER.TIMM.STUDENT_PRETRAINED = False
 
     cfg.SOLVER = CN()
     cfg.SOLVER.TRAINER = "base"
@@ -220,8 +226,6 @@ def _choices():
         ("SOLVER", "TRAINER"): registered_update_rules(),
         ("DATASET", "TYPE"): _datasets.registered_datasets(),
         ("DISTILLER", "TYPE"): sorted(_distillers.distiller_dict),
-        ("DISTILLER", "STUDENT"): lambda cfg: model_names(cfg.DATASET.TYPE),
-        ("DISTILLER", "TEACHER"): lambda cfg: model_names(cfg.DATASET.TYPE),
     }
 
 
@@ -229,8 +233,6 @@ def validate_config(cfg: CN) -> None:
     """Reject values the code cannot act on, with the valid choices (taken from the registries, so what a
     plugin registers is valid too)."""
     for (node, key), choices in _choices().items():
-        if callable(choices):
-            choices = choices(cfg)
         value = cfg[node][key]
         if key == "TYPE" and node == "DISTILLER":
             value = str(value).upper()
@@ -238,6 +240,8 @@ def validate_config(cfg: CN) -> None:
             if (node, key) == ("DISTILLER", "TYPE"):
                 _distillers.get_distiller_class(cfg.DISTILLER.TYPE)  # raises UnknownNameError listing the methods
             raise UnknownNameError(f"{node}.{key} = {cfg[node][key]!r} is not one of {', '.join(map(str, choices))}")
+    for key in ("STUDENT", "TEACHER"):
+        check_model_name(cfg.DISTILLER[key], cfg.DATASET.TYPE, f"DISTILLER.{key}")
     _check_unread_compat_keys(cfg)
     _check_values(cfg)
     _check_device_available(cfg)

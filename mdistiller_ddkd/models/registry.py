@@ -9,6 +9,8 @@ from torch import nn
 
 from ..dataset.registry import dataset_info
 from ..errors import ConfigError, UnknownNameError
+from .timm_adapter import is_timm_name, timm_model_name, timm_names_hint
+from .timm_pretrained import build_timm
 
 #: a zoo entry: (builder(num_classes=...[, pretrained=...]), default teacher checkpoint path or None)
 ZooEntry = Tuple[Callable[..., nn.Module], Optional[str]]
@@ -60,17 +62,21 @@ def model_names(dataset: str) -> List[str]:
     return sorted(model_zoo(zoo_for(dataset)))
 
 
-def get_model(name: str, dataset: str = "cifar100", num_classes: int = 100, pretrained: bool = False) -> nn.Module:
-    """Build the model ``name`` of ``dataset``'s zoo (a dataset or zoo name) with ``num_classes`` outputs.
+def get_model(name: str, dataset: str = "cifar100", num_classes: int = 100, pretrained: bool = False,
+              **timm_kwargs) -> nn.Module:
+    """Build the model ``name`` of ``dataset``'s zoo (a dataset or zoo name) with ``num_classes`` outputs;
+    ``timm/<name>`` builds timm's model for the dataset's input size (``timm_kwargs``: see ``build_timm``).
 
     ``pretrained=True`` needs a builder that takes ``pretrained`` (the ImageNet ResNets: torchvision's
     IMAGENET1K_V1 weights, needing network access or the file in the torch hub cache); for others it
     raises ValueError: load a teacher checkpoint instead. An unknown name lists the valid ones.
     """
-    zoo = zoo_for(dataset)
-    models = model_zoo(zoo)
-    if name not in models:
-        raise UnknownNameError(f"unknown model {name!r} for {dataset} (zoo {zoo!r}); valid: {', '.join(models)}")
+    if is_timm_name(name):
+        return build_timm(name, num_classes, dataset_info(dataset).input_size, pretrained, **timm_kwargs)
+    if timm_kwargs:
+        raise ConfigError(f"constructor arguments {sorted(timm_kwargs)} apply to timm/ models only, not {name!r}")
+    check_model_name(name, dataset)
+    models = model_zoo(zoo_for(dataset))
     builder, checkpoint = models[name]
     takes_pretrained = "pretrained" in inspect.signature(builder).parameters
     if pretrained and not takes_pretrained:
@@ -81,3 +87,15 @@ def get_model(name: str, dataset: str = "cifar100", num_classes: int = 100, pret
     if takes_pretrained:
         return builder(num_classes=num_classes, pretrained=pretrained)
     return builder(num_classes=num_classes)
+
+
+def check_model_name(name: str, dataset: str, what: str = "model") -> None:
+    """Raise ``UnknownNameError`` listing the valid names unless ``name`` is a model of ``dataset``'s zoo or a
+    ``timm/`` model timm knows."""
+    if is_timm_name(name):
+        timm_model_name(name)
+        return
+    zoo = zoo_for(dataset)
+    if name not in model_zoo(zoo):
+        raise UnknownNameError(f"unknown {what} {name!r} for {dataset} (zoo {zoo!r}); valid: "
+                               f"{', '.join(model_names(dataset))}; {timm_names_hint()}")
