@@ -7,8 +7,7 @@ import pytest
 
 from mdistiller_ddkd.distillers import distiller_dict
 from tests import contracts
-
-pytest.importorskip("timm")
+from tests.helpers import require_extra
 
 METHODS = sorted(distiller_dict)
 #: (name, teacher, student): CNN pairs for every method; ViTs (32x32 via img_size) for the logit methods
@@ -17,6 +16,11 @@ CNN_PAIRS = [("timm_resnet_mnv3", "timm/test_resnet", "timm/mobilenetv3_small_05
              ("timm_convnext_resnet", "timm/test_convnext", "timm/test_resnet")]
 VIT_PAIR = ("timm_vit_vit", "timm/test_vit", "timm/test_vit")
 LOGIT_METHODS = ["DKD", "KD", "NONE"]
+
+
+@pytest.fixture(autouse=True)
+def _timm():
+    require_extra("timm", "timm")
 
 
 def _refused(method, pair) -> bool:
