@@ -11,6 +11,7 @@ EXTRAS = {
     "wandb": ["wandb"],
     "viz": ["scikit-learn", "matplotlib"],
     "export": ["onnx", "onnxscript", "onnxruntime"],
+    "timm": ["timm>=1.0"],  # timm/<name> teachers and students (docs/usage.md "timm models")
 }
 TEST = ["pytest", "pytest-xdist", "ruff", "import-linter", "scipy"]  # scipy: the oracle of suite.student_t
 

@@ -1,5 +1,5 @@
 """The optional extras: the test extra installs every package of ``[wandb]``, ``[viz]``, ``[export]`` and
-``[plot]`` (so CI, which installs ``.[test]``, runs their tests), and a test of an extra skips with the
+``[plot]``, ``[timm]`` (so CI, which installs ``.[test]``, runs their tests), and a test of an extra skips with the
 install hint on a user's machine without it but fails in CI."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _setup_arguments(monkeypatch) -> dict:
 
 def test_the_test_extra_installs_every_optional_extra(monkeypatch):
     extras = _setup_arguments(monkeypatch)["extras_require"]
-    assert {"wandb", "viz", "export", "plot", "test"} <= set(extras)
+    assert {"wandb", "viz", "export", "plot", "timm", "test"} <= set(extras)
     assert extras["export"] == ["onnx", "onnxscript", "onnxruntime"] and extras["wandb"] == ["wandb"]
     for name, packages in extras.items():
         assert set(packages) <= set(extras["test"]), name

@@ -19,7 +19,7 @@ from .. import dataset as _datasets  # registers every dataset and its config no
 from .. import distillers as _distillers  # registers every method and its config node
 from ..configs_path import packaged_config
 from ..errors import ConfigError, MissingInputError, UnknownNameError
-from ..models import model_zoo, zoo_for
+from ..models import check_model_name
 from ..registry import Registry
 from .distributed import DEVICE_CHOICES
 from .update import UPDATE_RULES
@@ -58,6 +58,12 @@ def _distiller_and_solver(cfg: CN) -> None:
     # added: teacher checkpoint; empty = download_ckpts/cifar_teachers/<teacher>_vanilla/ckpt_epoch_240.pth
     # relative to the working directory (ImageNet: torchvision's pretrained weights)
     cfg.DISTILLER.TEACHER_CKPT = ""
+    # added: timm/<name> teachers and students (docs/usage.md "timm models"): timm.create_model arguments
+    # (config files only: lower-case keys, e.g. drop_path_rate: 0.1) and pretrained weights for the student
+    cfg.DISTILLER.TIMM = CN()
+    cfg.DISTILLER.TIMM.TEACHER_KWARGS = CN(new_allowed=True)
+    cfg.DISTILLER.TIMM.STUDENT_KWARGS = CN(new_allowed=True)
+    cfg.DISTILLER.TIMM.STUDENT_PRETRAINED = False
 
     cfg.SOLVER = CN()
     cfg.SOLVER.TRAINER = "base"
@@ -224,8 +230,6 @@ def _choices():
         ("SOLVER", "TRAINER"): UPDATE_RULES,
         ("DATASET", "TYPE"): _datasets.DATASETS,
         ("DISTILLER", "TYPE"): _distillers.distiller_dict,
-        ("DISTILLER", "STUDENT"): lambda cfg: model_zoo(zoo_for(cfg.DATASET.TYPE)),
-        ("DISTILLER", "TEACHER"): lambda cfg: model_zoo(zoo_for(cfg.DATASET.TYPE)),
     }
 
 
@@ -233,13 +237,13 @@ def validate_config(cfg: CN) -> None:
     """Reject values the code cannot act on, with the valid choices (taken from the registries, so what a
     plugin registers is valid too)."""
     for (node, key), choices in _choices().items():
-        if callable(choices):
-            choices = choices(cfg)
         value = cfg[node][key]
         if isinstance(choices, Registry):
             choices.get(value)  # an unknown name raises the registry's message, listing the valid ones
         elif value not in choices:
             raise UnknownNameError(f"{node}.{key} = {value!r} is not one of {', '.join(map(str, choices))}")
+    for key in ("STUDENT", "TEACHER"):
+        check_model_name(cfg.DISTILLER[key], cfg.DATASET.TYPE)
     _check_unread_compat_keys(cfg)
     _check_values(cfg)
     _check_device_available(cfg)

@@ -52,6 +52,8 @@ def load_checkpoint(path: str, map_location: Any = "cpu",
     truncated, garbage or refused raises ``CheckpointReadError`` naming it and saying what to do (``todo``)."""
     if not os.path.isfile(path):
         raise MissingInputError(f"checkpoint not found: {os.path.abspath(path)}")
+    if path.endswith(".safetensors"):
+        return _load_safetensors(path, map_location, todo)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # pickle-protocol notices of torch's safe unpickler
@@ -60,10 +62,30 @@ def load_checkpoint(path: str, map_location: Any = "cpu",
         raise _load_failure(path, err, todo) from None
 
 
+def _load_safetensors(path: str, map_location: Any, todo: str) -> Mapping[str, torch.Tensor]:
+    """A ``.safetensors`` file's tensors (a format that holds nothing else)."""
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+    except ImportError:
+        raise MissingInputError(f"{path} is a .safetensors file, which needs the safetensors package: "
+                                f"pip install safetensors") from None
+    device = map_location if isinstance(map_location, str) else str(map_location or "cpu")
+    try:
+        return load_file(path, device=device)
+    except (SafetensorError, OSError, ValueError) as err:  # truncated or not a safetensors file
+        raise _load_failure(path, err, todo) from None
+
+
+#: the keys under which checkpoints hold a model's state dict: mdistiller's, then timm's training scripts'
+_STATE_DICT_KEYS = ("model", "state_dict")
+
+
 def extract_state_dict(checkpoint: Any) -> Mapping[str, torch.Tensor]:
-    """The model state dict of a checkpoint: mdistiller's ``{"model": state_dict}`` or a bare state dict;
-    a ``module.`` prefix (DataParallel/DDP) is removed."""
-    state = checkpoint["model"] if isinstance(checkpoint, Mapping) and "model" in checkpoint else checkpoint
+    """The model state dict of a checkpoint: mdistiller's ``{"model": state_dict}``, timm's
+    ``{"state_dict": ...}`` or a bare state dict; a ``module.`` prefix (DataParallel/DDP) is removed."""
+    key = next((k for k in _STATE_DICT_KEYS if isinstance(checkpoint, Mapping) and k in checkpoint), None)
+    state = checkpoint[key] if key is not None else checkpoint
     if not isinstance(state, Mapping):
         raise CheckpointMismatchError(f"checkpoint holds {type(state).__name__}, not a state dict")
     if state and all(k.startswith("module.") for k in state):

@@ -19,7 +19,7 @@ from yacs.config import CfgNode as CN
 from ..distillers import Distiller
 from ..errors import CheckpointMismatchError, MissingInputError
 from ..models import get_model
-from .build import build_distiller, build_teacher
+from .build import build_distiller, build_teacher, model_kwargs
 from .cfg import load_config
 from .checkpoint import describe_state_dict_mismatch, extract_state_dict, load_checkpoint
 from .run_folder import CONFIG, STUDENT_BEST, STUDENT_LATEST
@@ -68,7 +68,8 @@ def infer_num_classes(cfg: CN, state: Mapping[str, torch.Tensor]) -> int:
     """The number of classes a student state dict was trained for: the size, in ``state``, of the one
     dimension that differs between the model built for 1 and for 2 classes (its classifier's)."""
     name, dataset = cfg.DISTILLER.STUDENT, cfg.DATASET.TYPE
-    one, two = get_model(name, dataset, 1).state_dict(), get_model(name, dataset, 2).state_dict()
+    kwargs = model_kwargs(cfg, "STUDENT")
+    one, two = (get_model(name, dataset, n, **kwargs).state_dict() for n in (1, 2))
     for key, tensor in one.items():
         if key in state and tensor.shape != two[key].shape:
             dim = next(i for i, (a, b) in enumerate(zip(tensor.shape, two[key].shape)) if a != b)
@@ -84,7 +85,8 @@ def load_student(run: RunDir, which: str = "best", num_classes: Optional[int] = 
     state, epoch = read_student_state(run, which)
     if num_classes is None:
         num_classes = infer_num_classes(run.cfg, state)
-    student = get_model(run.cfg.DISTILLER.STUDENT, run.cfg.DATASET.TYPE, num_classes)
+    kwargs = model_kwargs(run.cfg, "STUDENT")
+    student = get_model(run.cfg.DISTILLER.STUDENT, run.cfg.DATASET.TYPE, num_classes, **kwargs)
     problems = describe_state_dict_mismatch(student, state)
     if problems:
         raise CheckpointMismatchError(f"{run.file(STUDENT_CHECKPOINTS[which])} does not fit "

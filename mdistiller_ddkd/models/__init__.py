@@ -7,7 +7,8 @@ and ``get_bn_before_relu()`` (raising NotImplementedError where mdistiller has n
 
 Zoos map a model name to ``(builder, default teacher checkpoint or None)`` as mdistiller's
 ``cifar_model_dict``; a dataset names the zoo its models come from (``register_dataset(model_zoo=...)``),
-and ``register_model`` adds a model (to a new zoo, too) from any module.
+and ``register_model`` adds a model (to a new zoo, too) from any module. ``timm/<model name>`` is any timm
+model, adapted to the same interface (``timm_adapter``).
 """
 
 from __future__ import annotations
@@ -16,15 +17,29 @@ from __future__ import annotations
 from . import cifar, imagenet, tiny_imagenet  # noqa: F401
 from .cifar import CIFAR_TEACHERS, cifar_model_dict
 from .imagenet import imagenet_model_dict, load_torchvision_weights
-from .registry import MODEL_ZOOS, ZooEntry, get_model, model_names, model_zoo, register_model, register_zoo, zoo_for
+from .registry import (
+    MODEL_ZOOS,
+    ZooEntry,
+    check_model_name,
+    get_model,
+    model_names,
+    model_zoo,
+    register_model,
+    register_zoo,
+    zoo_for,
+)
+from .timm_adapter import TIMM_PREFIX, is_timm_name
 
 __all__ = [
     "CIFAR_TEACHERS",
     "MODEL_ZOOS",
+    "TIMM_PREFIX",
     "ZooEntry",
+    "check_model_name",
     "cifar_model_dict",
     "get_model",
     "imagenet_model_dict",
+    "is_timm_name",
     "load_torchvision_weights",
     "model_names",
     "model_zoo",

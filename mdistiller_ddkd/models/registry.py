@@ -8,8 +8,10 @@ from typing import Callable, List, Mapping, Optional, Tuple
 from torch import nn
 
 from ..dataset.registry import dataset_info
-from ..errors import ConfigError
+from ..errors import ConfigError, UnknownNameError
 from ..registry import Registry
+from .timm_adapter import is_timm_name, timm_model_name, timm_names_hint
+from .timm_pretrained import build_timm
 
 #: a zoo entry: (builder(num_classes=...[, pretrained=...]), default teacher checkpoint path or None)
 ZooEntry = Tuple[Callable[..., nn.Module], Optional[str]]
@@ -63,14 +65,21 @@ def model_names(dataset: str) -> List[str]:
     return model_zoo(zoo_for(dataset)).names()
 
 
-def get_model(name: str, dataset: str = "cifar100", num_classes: int = 100, pretrained: bool = False) -> nn.Module:
-    """Build the model ``name`` of ``dataset``'s zoo (a dataset or zoo name) with ``num_classes`` outputs.
+def get_model(name: str, dataset: str = "cifar100", num_classes: int = 100, pretrained: bool = False,
+              **timm_kwargs) -> nn.Module:
+    """Build the model ``name`` of ``dataset``'s zoo (a dataset or zoo name) with ``num_classes`` outputs;
+    ``timm/<name>`` builds timm's model for the dataset's input size (``timm_kwargs``: see ``build_timm``).
 
     ``pretrained=True`` needs a builder that takes ``pretrained`` (the ImageNet ResNets: torchvision's
     IMAGENET1K_V1 weights, needing network access or the file in the torch hub cache); for others it
     raises ValueError: load a teacher checkpoint instead. An unknown name lists the valid ones.
     """
-    builder, checkpoint = model_zoo(zoo_for(dataset)).get(name)
+    if is_timm_name(name):
+        return build_timm(name, num_classes, dataset_info(dataset).input_size, pretrained, **timm_kwargs)
+    if timm_kwargs:
+        raise ConfigError(f"constructor arguments {sorted(timm_kwargs)} apply to timm/ models only, not {name!r}")
+    check_model_name(name, dataset)
+    builder, checkpoint = model_zoo(zoo_for(dataset))[name]
     takes_pretrained = "pretrained" in inspect.signature(builder).parameters
     if pretrained and not takes_pretrained:
         raise ConfigError(
@@ -80,3 +89,15 @@ def get_model(name: str, dataset: str = "cifar100", num_classes: int = 100, pret
     if takes_pretrained:
         return builder(num_classes=num_classes, pretrained=pretrained)
     return builder(num_classes=num_classes)
+
+
+def check_model_name(name: str, dataset: str) -> None:
+    """Raise ``UnknownNameError`` listing the valid names unless ``name`` is a model of ``dataset``'s zoo or a
+    ``timm/`` model timm knows."""
+    if is_timm_name(name):
+        timm_model_name(name)
+        return
+    try:
+        model_zoo(zoo_for(dataset)).get(name)
+    except UnknownNameError as err:  # the registry's message, and where else a model may come from
+        raise UnknownNameError(f"{err.args[0]}; {timm_names_hint()}") from None
