@@ -88,7 +88,7 @@ def test_names_are_validated_with_the_config(timm):
     assert "unknown timm model 'no_such_net'" in err.value.args[0] and "timm.list_models" in err.value.args[0]
     with pytest.raises(UnknownNameError) as err:
         _cfg("DISTILLER.STUDENT", "resnet9")
-    assert "DISTILLER.STUDENT 'resnet9'" in err.value.args[0] and "timm/<model name>" in err.value.args[0]
+    assert "(DISTILLER.TEACHER / STUDENT) 'resnet9'" in err.value.args[0] and "timm/<model name>" in err.value.args[0]
 
 
 def test_without_timm_a_timm_name_is_one_line_naming_the_extra(monkeypatch):

@@ -36,7 +36,7 @@ def teacher_checkpoint_path(cfg) -> Optional[str]:
     path, relative to the working directory); None when there is none (ImageNet: torchvision's weights)."""
     if cfg.DISTILLER.TEACHER_CKPT:
         return cfg.DISTILLER.TEACHER_CKPT
-    entry = model_zoo(zoo_for(cfg.DATASET.TYPE)).get(cfg.DISTILLER.TEACHER)
+    entry = model_zoo(zoo_for(cfg.DATASET.TYPE)).get(cfg.DISTILLER.TEACHER, None)  # timm/ names have none
     return entry[1] if entry is not None else None
 
 
