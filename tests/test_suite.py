@@ -19,7 +19,7 @@ from mdistiller_ddkd.cli.suite import main as suite_main
 from mdistiller_ddkd.errors import ExitCode
 from mdistiller_ddkd.suite.paper import table_methods, table_rows
 from mdistiller_ddkd.suite.plan import plan_suite
-from mdistiller_ddkd.suite.spec import load_suite, restrict
+from mdistiller_ddkd.suite.spec import load_suite, restrict, suite_from_dict
 from tests.helpers import FAULT_PLUGIN, REPO_ROOT, run_cli, write_teacher_checkpoint
 
 
@@ -399,3 +399,18 @@ def test_skip_missing_names_each_missing_pair_config(tmp_path, capsys):
     (item,) = plan.not_runnable
     assert item.pair.name == "vgg13_vgg8" and item.config.endswith("kd/vgg13_vgg8.yaml")
     assert "does not exist: the method has configs for other pairs" in item.reason
+
+
+def test_a_timm_pair_is_one_run_folder_per_run(tmp_path):
+    """``timm/<name>`` models in a suite's pair: the run's folder is one folder under the suite (the ``/`` of the
+    model names does not nest it), and the training gets the names as they are."""
+    spec = suite_from_dict({"name": "timmpair", "dataset": "cifar100", "methods": ["KD", "DKD"], "seeds": [0],
+                            "pairs": [{"teacher": "timm/resnet18", "student": "timm/mobilenetv3_small_050"}],
+                            "config": "configs/cifar100/{method}/timm_res18_mnv3.yaml"})
+    spec.output = str(tmp_path)
+    plan = plan_suite(spec)
+    assert [r.name for r in plan.runs] == ["kd-timm-resnet18_timm-mobilenetv3_small_050-s0",
+                                           "dkd-timm-resnet18_timm-mobilenetv3_small_050-s0"]
+    for run in plan.runs:
+        assert os.path.dirname(run.output_dir) == os.path.join(str(tmp_path), "timmpair")
+        assert "DISTILLER.TEACHER timm/resnet18 DISTILLER.STUDENT timm/mobilenetv3_small_050" in " ".join(run.command())

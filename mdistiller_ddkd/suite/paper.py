@@ -39,8 +39,9 @@ def load_paper_tables(path: str = _DATA) -> dict:
 
 
 def pair_name(teacher: str, student: str) -> str:
-    """The config name of a pair; unknown pairs get ``<teacher>_<student>``."""
-    return PAIR_NAMES.get((teacher, student), f"{teacher}_{student}")
+    """The config name of a pair; unknown pairs get ``<teacher>_<student>``, a ``/`` (``timm/<name>``) as ``-``
+    so that the name is one folder."""
+    return PAIR_NAMES.get((teacher, student), f"{teacher}_{student}".replace("/", "-"))
 
 
 def table_rows(table: str) -> List[dict]:
