@@ -152,7 +152,7 @@ def test_a_bug_in_a_plugin_or_in_the_package_shows_its_traceback_and_who_to_tell
         code, _, err = train_cli(capsys, "--plugins", "planted_bug_plugin",
                            *tiny_run_overrides(tmp_path / "a", **{"DISTILLER.TYPE": "PLANTED_BUG"}))
     finally:
-        distiller_dict.pop("PLANTED_BUG", None)
+        distiller_dict.unregister("PLANTED_BUG")
     assert code == 1 and err.startswith("Traceback") and "ValueError: a planted bug in forward_train" in err
     last = err.strip().splitlines()[-1]
     assert last.startswith("bug: ValueError in plugin module 'planted_bug_plugin'"), last
