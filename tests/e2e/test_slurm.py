@@ -2,7 +2,8 @@
 first): a suite submitted once finishes with every run bit-identical to the same suite run locally, also
 the runs that were interrupted — one job requeued mid-epoch with ``scontrol requeue``, one sent
 ``scancel --signal=TERM --full``, one reaching its time limit mid-run — ``status`` shows the requeues, the
-table equals the local one, and submitting again submits nothing.
+table equals the local one, and submitting again submits nothing; a plain ``scancel`` ends a running job
+without a requeue.
 
 Where no Slurm answers (a laptop) the test skips with that reason; in CI (``CI=true``) that is a failure.
 Requeued jobs wait for a begin time Slurm sets two minutes ahead; the test, as an administrator would,
