@@ -16,7 +16,7 @@ from mdistiller_ddkd.errors import ConfigError, ExitCode
 from mdistiller_ddkd.suite.plan import plan_suite
 from mdistiller_ddkd.suite.records import SuiteRecords
 from mdistiller_ddkd.suite.slurm import LiveJob, SlurmOptions, job_script, parse_squeue
-from mdistiller_ddkd.suite.slurm_job import run_job
+from mdistiller_ddkd.suite.slurm_job import cancelled_in, run_job
 from mdistiller_ddkd.suite.slurm_resources import (
     check_request,
     gres_gpus,
@@ -105,6 +105,27 @@ def test_the_job_runner_records_each_attempt_and_gives_up_without_progress(tmp_p
     assert "without a new epoch" in record.attempts[-1].reason
     status = render_status(suite_status(_plan(tmp_path)), "s")
     assert "failed" in status.splitlines()[0] and f"exit code {int(ExitCode.RUNS_FAILED)}" in status.splitlines()[0]
+
+
+@pytest.mark.parametrize("show_job, restarts, cancelled", [
+    ("JobId=7 JobName=x JobState=COMPLETING Reason=None Requeue=1 Restarts=0", 0, True),  # plain scancel
+    ("JobId=7 JobName=x JobState=CANCELLED Reason=None Requeue=1 Restarts=2", 2, True),
+    ("JobId=7 JobName=x JobState=COMPLETING Reason=None Requeue=1 Restarts=1", 0, False),  # scontrol requeue
+    ("JobId=7 JobName=x JobState=RUNNING Reason=None Requeue=1 Restarts=0", 0, False),  # --signal, time limit
+    ("", 0, False),  # no answer from Slurm: requeueing is harmless
+])
+def test_a_job_is_cancelled_when_it_ends_without_a_restart(show_job, restarts, cancelled):
+    assert cancelled_in(show_job, restarts) is cancelled
+
+
+def test_a_cancelled_attempt_shows_as_cancelled_not_failed(tmp_path):
+    plan = _plan(tmp_path)
+    records, run = SuiteRecords(plan.root), plan.runs[0]
+    records.note(run.name, event="start", job_id="7", epoch=0)
+    records.note(run.name, event="end", job_id="7", code=143, epoch=1, requeue=False, cancelled=True)
+    lines = render_status(suite_status(plan), "s").splitlines()
+    assert lines[0].split()[1] == "cancelled" and "failed" not in lines[-1]
+    assert lines[-1] == "suite s: 3 runs: 1 cancelled, 2 not started"
 
 
 def test_status_of_a_local_suite_says_done_interrupted_and_not_started(tmp_path):

@@ -34,6 +34,7 @@ class Attempt:
     code: Optional[int] = None
     end_epoch: Optional[int] = None
     requeued: bool = False
+    cancelled: bool = False  #: the job was cancelled (``scancel``) and stopped after writing its checkpoint
     reason: str = ""
 
 
@@ -137,4 +138,5 @@ class SuiteRecords:
                 last = record.attempts[-1]
                 last.code, last.end_epoch = event.get("code"), event.get("epoch")
                 last.requeued, last.reason = bool(event.get("requeue")), str(event.get("reason", ""))
+                last.cancelled = bool(event.get("cancelled"))
         return record

@@ -7,7 +7,8 @@ training (``--resume`` when the run folder holds a checkpoint) and passes SIGTER
 ``--signal=B:TERM@lead`` before the time limit, a preemption, ``scontrol requeue`` or
 ``scancel --signal=TERM --full``. When the training stops on such a signal (exit 143 / 130) after writing
 its mid-epoch checkpoint, the job requeues itself (``scontrol requeue``: Slurm requeues by itself only on
-preemption or node failure) and the next start continues exactly there. Any other exit is final.
+preemption or node failure) and the next start continues exactly there — unless Slurm has cancelled the job (a
+plain ``scancel``): then the attempt is recorded as cancelled and the job ends. Any other exit is final.
 """
 
 from __future__ import annotations
@@ -41,6 +42,20 @@ class _Forwarder:
             self.child.send_signal(signum)
 
 
+def cancelled_in(show_job: str, restarts: int) -> bool:
+    """Whether ``scontrol show job -o`` output says the job was cancelled (a plain ``scancel``): it is ending
+    (COMPLETING, CANCELLED) with no more than ``restarts`` restarts — ``scontrol requeue`` and preemption also
+    end it but count a restart; the ``--signal`` lead time and ``scancel --signal=TERM --full`` leave it RUNNING."""
+    fields = dict(item.split("=", 1) for item in show_job.split() if "=" in item)
+    return fields.get("JobState") in ("COMPLETING", "CANCELLED") and int(fields.get("Restarts") or 0) <= restarts
+
+
+def job_cancelled(job_id: str) -> bool:
+    """Whether Slurm has cancelled this job (``job_id``, started ``$SLURM_RESTART_COUNT`` times before)."""
+    show = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True).stdout
+    return cancelled_in(show, int(os.environ.get("SLURM_RESTART_COUNT") or 0))
+
+
 def _training_command(job: dict) -> List[str]:
     command = list(job["command"])
     if os.path.isfile(os.path.join(job["output_dir"], "latest")):
@@ -70,9 +85,11 @@ def run_job(suite_root: str, run_name: str) -> int:
     with on_stop_signals(forward):
         forward.child = subprocess.Popen(_training_command(job))
         code = forward.child.wait()
-    requeue = stopped_by_signal(code) and job_id is not None
+    stopped = stopped_by_signal(code) and job_id is not None
+    cancelled = stopped and job_cancelled(job_id)
+    requeue = stopped and not cancelled
     records.note(run_name, event="end", job_id=job_id, code=code, epoch=current_epoch(job["output_dir"]),
-                 requeue=requeue)
+                 requeue=requeue, **({"cancelled": True, "reason": "cancelled (scancel)"} if cancelled else {}))
     if requeue:
         # already requeued by Slurm (preemption, scontrol requeue): this one fails harmlessly
         subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True)

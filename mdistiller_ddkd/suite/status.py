@@ -1,8 +1,8 @@
 """``ddkd-suite status``: one line per run of a suite — pending, running (epoch k/N), requeued n times, done
-(accuracy), failed (exit code and the last lines of its log) — and the totals. It reads the run folders and
-the suite's records (``records.py``), and asks Slurm (``squeue``) about recorded jobs when it is there; a
-cluster without accounting has no ``sacct`` and ``squeue`` forgets finished jobs, so nothing depends on
-either."""
+(accuracy), cancelled (scancel), failed (exit code and the last lines of its log) — and the totals. It reads
+the run folders and the suite's records (``records.py``), and asks Slurm (``squeue``) about recorded jobs when
+it is there; a cluster without accounting has no ``sacct`` and ``squeue`` forgets finished jobs, so nothing
+depends on either."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .records import RunRecord, SuiteRecords
 from .slurm import LiveJob, live_jobs
 
 #: the order of the states in the totals
-STATES = ("done", "running", "pending", "interrupted", "failed", "not started")
+STATES = ("done", "running", "pending", "interrupted", "cancelled", "failed", "not started")
 
 
 @dataclass
@@ -80,6 +80,8 @@ def run_status(run: Run, record: RunRecord, live: Dict[str, LiveJob]) -> RunStat
         return RunStatus(run, "pending", f"{_waiting(job_state.reason)}{_epochs(results)}{requeued}{job}")
     if state is not None or (not record.job_id and live_holder(run.output_dir)):
         return RunStatus(run, "running", f"{_epochs(results)}{requeued}{job}")
+    if last is not None and last.cancelled:
+        return RunStatus(run, "cancelled", f"{_epochs(results)}{requeued}{job}")
     if last is not None and last.code not in (None, 0):
         reason = f": {last.reason}" if last.reason else ""
         return RunStatus(run, "failed", f"exit code {last.code}{reason}, {_epochs(results)}{requeued}{job}",

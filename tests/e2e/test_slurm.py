@@ -2,7 +2,8 @@
 first): a suite submitted once finishes with every run bit-identical to the same suite run locally, also
 the runs that were interrupted — one job requeued mid-epoch with ``scontrol requeue``, one sent
 ``scancel --signal=TERM --full``, one reaching its time limit mid-run — ``status`` shows the requeues, the
-table equals the local one, and submitting again submits nothing.
+table equals the local one, and submitting again submits nothing; a plain ``scancel`` ends a running job
+without a requeue.
 
 Where no Slurm answers (a laptop) the test skips with that reason; in CI (``CI=true``) that is a failure.
 Requeued jobs wait for a begin time Slurm sets two minutes ahead; the test, as an administrator would,
@@ -18,6 +19,8 @@ from typing import Dict, Optional
 import pytest
 import torch
 
+from mdistiller_ddkd.errors import ExitCode
+from mdistiller_ddkd.suite.records import SuiteRecords
 from mdistiller_ddkd.suite.slurm_job import current_epoch
 from tests.helpers import REPO_ROOT, in_ci, run_cli, slurm_env
 
@@ -210,3 +213,38 @@ def test_status_says_why_a_job_waits(cluster, tmp_path):
             assert "pending" in line and "Slurm reason: Dependency" in line, status
     finally:
         subprocess.run(["scancel", *jobs], env=cluster, capture_output=True, timeout=30)  # none of them started
+
+
+def test_a_plain_scancel_ends_a_running_job_without_requeueing_it(cluster, tmp_path):
+    """``scancel JOB`` (not ``--signal``): the training checkpoints, the job leaves the queue without requeueing
+    itself, ``status`` says cancelled, and submitting again submits the run to resume it."""
+    (tmp_path / "suite.yaml").write_text(SUITE_YAML.replace("methods: [NONE, KD, DKD]", "methods: [NONE]")
+                                         .replace("SOLVER.EPOCHS: 8", "SOLVER.EPOCHS: 200"))
+    folder, run = str(tmp_path / "slurm" / "slurm_e2e"), "none-resnet8-s0"
+    submitted = _suite(tmp_path, cluster, "run", "--slurm", "--output", "slurm", timeout=120)
+    assert submitted.returncode == 0 and "job(s) submitted" in submitted.stdout, submitted.stdout + submitted.stderr
+    job = _job_id(folder, run)
+    try:
+        c = Cluster(cluster, folder, time.time() + 300)
+        c.wait("the run mid-run", lambda: c.running_mid_run(run))
+        assert subprocess.run(["scancel", job], env=cluster, timeout=30).returncode == 0
+        c.wait("the job to leave the queue", lambda: _left_without_requeue(cluster, job))
+        last = SuiteRecords(folder).record(run).last
+        assert last.code == ExitCode.SIGTERM and last.cancelled and not last.requeued
+        status = _suite(tmp_path, cluster, "status", "--output", "slurm", timeout=120)
+        line = next(line for line in status.stdout.splitlines() if "NONE resnet8" in line)
+        assert status.returncode == 0 and "cancelled" in line and f"job {job}" in line, status.stdout
+        assert torch.load(os.path.join(folder, run, "latest"), weights_only=True)["epoch"] >= 1
+        again = _suite(tmp_path, cluster, "run", "--slurm", "--output", "slurm", timeout=120)
+        assert again.returncode == 0 and "1 job(s) submitted" in again.stdout and _job_id(folder, run) != job
+    finally:  # the teacher's job and the new one
+        jobs = [_job_id(folder, name[:-5]) for name in os.listdir(os.path.join(folder, ".suite", "jobs"))
+                if name.endswith(".json")]
+        subprocess.run(["scancel", *jobs], env=cluster, capture_output=True, timeout=30)
+
+
+def _left_without_requeue(cluster, job: str) -> bool:
+    """Whether ``job`` has ended cancelled; a requeue fails the test at once."""
+    state = _job_state(cluster, job)
+    assert state["Restarts"] in ("", "0") and state["JobState"] != "PENDING", f"job {job} was requeued: {state}"
+    return state["JobState"] in ("", "CANCELLED")
