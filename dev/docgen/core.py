@@ -27,7 +27,7 @@ import json
 import os
 import re
 import subprocess
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from mdistiller_ddkd.engine.cfg import build_default_config, iter_flat, load_config
 from mdistiller_ddkd.engine.determinism import source_hash
@@ -136,7 +136,7 @@ def collect_suite(root: str) -> Dict:
                                 f"`ddkd-suite` (it writes {MANIFEST} at the end)")
     with open(manifest_path, encoding="utf-8") as f:
         manifest = json.load(f)
-    runs = []
+    runs, sources = [], set()
     for name in sorted(manifest["runs"]):
         folder = os.path.join(root, name)
         results = read_results(folder)
@@ -151,8 +151,9 @@ def collect_suite(root: str) -> Dict:
             "config": non_default_config(load_config(os.path.join(folder, "config.yaml"))),
             **{key: manifest["runs"][name].get(key) for key in ("state", "threads", "seconds")},
         })
+        sources.add((results.get("provenance") or {}).get("sources"))
     summary = {key: value for key, value in manifest.items() if key != "runs"}
-    return {"suite": manifest["suite"], "manifest": summary, "code": measured_code(root, runs), "runs": runs}
+    return {"suite": manifest["suite"], "manifest": summary, "code": measured_code(root, sources), "runs": runs}
 
 
 def _git(*args: str) -> str:
@@ -165,12 +166,10 @@ def _git(*args: str) -> str:
     return done.stdout.strip()
 
 
-def measured_code(root: str, runs: List[Dict]) -> Dict[str, str]:
-    """The commit and package source hash every run of ``root`` was measured with, refused in one line unless
-    all runs record this checkout's current sources and those sources are committed (so the commit names them)."""
+def measured_code(root: str, hashes: Set[Optional[str]]) -> Dict[str, str]:
+    """The commit and package source hash the runs of ``root`` were measured with (``hashes``: what each
+    recorded), refused in one line unless all are this checkout's current sources and those are committed."""
     current = source_hash()
-    hashes = {(read_results(os.path.join(root, run["name"])) or {}).get("provenance", {}).get("sources")
-              for run in runs}
     if hashes != {current}:
         raise DataFileError(f"{root}: its runs were measured with other package sources than this checkout's "
                             f"({', '.join(sorted(str(h)[:12] for h in hashes))} against {current[:12]}): run the "

@@ -78,8 +78,7 @@ def get_model(name: str, dataset: str = "cifar100", num_classes: int = 100, pret
         return build_timm(name, num_classes, dataset_info(dataset).input_size, pretrained, **timm_kwargs)
     if timm_kwargs:
         raise ConfigError(f"constructor arguments {sorted(timm_kwargs)} apply to timm/ models only, not {name!r}")
-    check_model_name(name, dataset)
-    builder, checkpoint = model_zoo(zoo_for(dataset))[name]
+    builder, checkpoint = _zoo_entry(name, dataset)
     takes_pretrained = "pretrained" in inspect.signature(builder).parameters
     if pretrained and not takes_pretrained:
         raise ConfigError(
@@ -96,8 +95,13 @@ def check_model_name(name: str, dataset: str) -> None:
     ``timm/`` model timm knows."""
     if is_timm_name(name):
         timm_model_name(name)
-        return
+    else:
+        _zoo_entry(name, dataset)
+
+
+def _zoo_entry(name: str, dataset: str) -> ZooEntry:
+    """``name``'s entry in ``dataset``'s zoo; unknown: the registry's message and where else a model may come from."""
     try:
-        model_zoo(zoo_for(dataset)).get(name)
-    except UnknownNameError as err:  # the registry's message, and where else a model may come from
+        return model_zoo(zoo_for(dataset)).get(name)
+    except UnknownNameError as err:
         raise UnknownNameError(f"{err.args[0]}; {timm_names_hint()}") from None
